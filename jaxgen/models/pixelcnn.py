@@ -1,0 +1,70 @@
+"""PixelCNN (van den Oord, Kalchbrenner, Kavukcuoglu, 2016, §3.4 and Table 1).
+
+    image int [B, H, W, C]
+      -> scale to [-1, 1]
+      -> 7x7 masked conv, mask A                        -> [B, H, W, 2h]
+      -> num_layers residual blocks (Fig. 5):
+           ReLU, 1x1 (2h->h), ReLU, 3x3 mask B, ReLU, 1x1 (h->2h), + input
+      -> ReLU, 1x1 mask B (-> head_features), ReLU, 1x1 mask B (-> C * L)
+      -> logits [B, H, W, C, L]
+
+Every convolution, the 1x1s included, is masked with colour-channel groups, so
+the logits of channel c at pixel (i, j) depend only on pixels before (i, j) in
+raster order and on channels < c at (i, j). The stack of 3x3 mask-B convolutions
+has the classic blind spot up and to the right of each pixel (see
+``GatedPixelCNN`` for the fix).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgen.nn import MaskedConv2D
+from jaxgen.validation import check_images
+
+
+class PixelCNN(nn.Module):
+    """PixelCNN with residual blocks and a softmax over intensity levels.
+
+    Attributes:
+      num_levels: intensity levels L per sub-pixel (2 for binarized data, 256 for 8-bit).
+      num_layers: residual blocks, each with one 3x3 mask-B convolution
+        (not counting the 7x7 first layer and the two-layer 1x1 head).
+      features: h, the width of the masked convolutions; the residual stream has 2h.
+      head_features: width of the 1x1 output layer (paper: 1024 for CIFAR-10, 32 for MNIST).
+    """
+
+    num_levels: int = 256
+    num_layers: int = 15
+    features: int = 128
+    head_features: int = 1024
+
+    def setup(self):
+        for name in ("num_levels", "num_layers", "features", "head_features"):
+            value = getattr(self, name)
+            if value < (2 if name == "num_levels" else 1):
+                raise ValueError(f"PixelCNN {name}={value} must be positive (num_levels >= 2).")
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Computes the logits of every sub-pixel given the earlier ones.
+
+        Args:
+          x: int [B, H, W, C] levels in [0, num_levels); C is 1 or 3.
+
+        Returns:
+          float [B, H, W, C, num_levels] logits.
+        """
+        check_images(x, self.num_levels)
+        c = x.shape[-1]
+        h = self.features
+        y = x.astype(jnp.float32) * (2.0 / (self.num_levels - 1)) - 1.0
+        y = MaskedConv2D(2 * h, (7, 7), "A", c, name="input_conv")(y)
+        for i in range(self.num_layers):
+            r = MaskedConv2D(h, (1, 1), "B", c, name=f"block{i}_in")(nn.relu(y))
+            r = MaskedConv2D(h, (3, 3), "B", c, name=f"block{i}_conv")(nn.relu(r))
+            r = MaskedConv2D(2 * h, (1, 1), "B", c, name=f"block{i}_out")(nn.relu(r))
+            y = y + r
+        y = MaskedConv2D(self.head_features, (1, 1), "B", c, name="head")(nn.relu(y))
+        y = MaskedConv2D(c * self.num_levels, (1, 1), "B", c, name="logits")(nn.relu(y))
+        return y.reshape(*x.shape, self.num_levels)

@@ -1,0 +1,38 @@
+"""Checks of user input that raise errors naming the argument and the fix."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def check_images(x: jax.Array | np.ndarray, num_levels: int, name: str = "x") -> None:
+    """Checks that ``x`` is a batch of integer images with values in [0, num_levels).
+
+    The value range is checked only when ``x`` holds concrete values (outside
+    ``jit``); rank and dtype are always checked.
+
+    Args:
+      x: images, expected int [B, H, W, C].
+      num_levels: number of intensity levels of the model.
+      name: the argument's name, used in the messages.
+
+    Raises:
+      ValueError: naming the argument and the expected value.
+    """
+    if x.ndim != 4:
+        raise ValueError(
+            f"{name} must be a batch of images [B, H, W, C] (rank 4); got shape {x.shape}. "
+            "Add a batch axis with x[None] or a channel axis with x[..., None]."
+        )
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+        raise ValueError(
+            f"{name} must hold integer intensity levels in [0, {num_levels}), got dtype "
+            f"{x.dtype}. Quantize first, e.g. (x * {num_levels - 1}).round().astype(int)."
+        )
+    if not isinstance(x, jax.core.Tracer) and x.size:
+        lo, hi = int(np.min(x)), int(np.max(x))
+        if lo < 0 or hi >= num_levels:
+            raise ValueError(
+                f"{name} has values in [{lo}, {hi}] but the model has num_levels={num_levels}: "
+                f"values must lie in [0, {num_levels})."
+            )
