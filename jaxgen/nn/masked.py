@@ -17,8 +17,8 @@ from typing import Literal
 
 import flax.linen as nn
 import jax.numpy as jnp
-from jax import lax
 import numpy as np
+from jax import lax
 
 MaskType = Literal["A", "B"]
 
