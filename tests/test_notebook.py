@@ -1,0 +1,37 @@
+"""The quickstart notebook runs top to bottom and reports a falling loss."""
+
+import os
+import pathlib
+import re
+import sys
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "quickstart.ipynb"
+
+
+def test_quickstart_notebook_executes(raw_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXGEN_RAW_DIR", str(raw_dir))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setenv("XLA_FLAGS", "")  # one CPU device, like a laptop
+    # The kernel spec runs `python`: make it this interpreter.
+    monkeypatch.setenv(
+        "PATH", f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    )
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": NOTEBOOK.parent}}
+    )
+    client.execute(env=dict(os.environ))
+    text = "\n".join(
+        out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+    )
+    first, last = map(
+        float, re.search(r"first step ([\d.]+) nats, last 20 steps ([\d.]+)", text).groups()
+    )
+    assert last < first / 2
+    nll, bpd = map(
+        float, re.search(r"test NLL on 1000 images: ([\d.]+) nats, ([\d.]+) bits", text).groups()
+    )
+    assert 0 < nll < 250 and abs(bpd - nll / 784 / 0.6931471805599453) < 1e-3
