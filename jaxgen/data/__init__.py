@@ -1,0 +1,32 @@
+"""Datasets: offline-capable TFDS preparation and grain input pipelines (no TensorFlow).
+
+Typical use::
+
+  from jaxgen import data
+
+  data.prepare("binarized_mnist")  # raw files from JAXGEN_RAW_DIR, else download
+  info = data.dataset_info("binarized_mnist")
+  train = data.train_batches("binarized_mnist", batch_size=64, seed=0, num_levels=2)
+  batch = train[step]  # {"image": int32 [64, 28, 28, 1], "label": int32 [64]}
+  for batch in data.eval_batches("binarized_mnist", info.eval_split, batch_size=100,
+                                 num_levels=2):
+    ...  # batch["mask"] marks real examples
+"""
+
+from jaxgen.data.builders import RAW_DIR_ENV, prepare
+from jaxgen.data.catalog import DATASETS, DatasetError, DatasetInfo, dataset_info
+from jaxgen.data.pipeline import BINARIZE, EvalBatches, TrainBatches, eval_batches, train_batches
+
+__all__ = [
+    "BINARIZE",
+    "DATASETS",
+    "RAW_DIR_ENV",
+    "DatasetError",
+    "DatasetInfo",
+    "EvalBatches",
+    "TrainBatches",
+    "dataset_info",
+    "eval_batches",
+    "prepare",
+    "train_batches",
+]

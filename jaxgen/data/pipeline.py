@@ -1,0 +1,306 @@
+"""grain input pipelines over prepared TFDS datasets, without TensorFlow.
+
+Training batches are random access: ``train_batches(...)[step]`` is a pure
+function of ``(seed, step)`` (and the process's slice), so a resumed run sees
+exactly the data of an uninterrupted one. Each epoch is a fresh permutation of
+the split, cut into full global batches (the remainder is dropped); process
+``p`` of ``P`` gets rows ``[p * B / P, (p + 1) * B / P)`` of every global batch,
+so concatenating the processes' batches in process order gives the global
+batch, whatever ``P`` is.
+
+Evaluation batches cover a split exactly once, in order, with the last global
+batch padded with zeros and a boolean ``mask`` marking real examples.
+"""
+
+import math
+import os
+from collections.abc import Iterator
+
+import grain
+import jax
+import numpy as np
+import tensorflow_datasets as tfds
+
+from jaxgen.data.builders import is_prepared
+from jaxgen.data.catalog import DatasetError, DatasetInfo, dataset_info
+
+BINARIZE = ("none", "dynamic")
+# Independent random streams derived from the user's seed.
+_SHUFFLE_STREAM, _TRAIN_STREAM, _EVAL_STREAM = 0, 1, 2
+# Batches computed ahead by ``TrainBatches.iterate`` and ``EvalBatches``.
+_READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)
+
+
+class _Loader:
+    """Reads examples by index and turns them into model-ready arrays."""
+
+    def __init__(
+        self,
+        info: DatasetInfo,
+        split: str,
+        data_dir: str | os.PathLike | None,
+        num_levels: int,
+        binarize: str,
+        seed: int,
+    ):
+        if not is_prepared(info.name, data_dir):
+            raise DatasetError(
+                f"Dataset {info.name!r} is not prepared in data_dir={data_dir or 'TFDS default'}. "
+                f"Run jaxgen.data.prepare({info.name!r}, data_dir=...) first: it reads the raw "
+                "files from JAXGEN_RAW_DIR (offline) or downloads them."
+            )
+        self._source = tfds.data_source(info.name, split=split, data_dir=data_dir, download=False)
+        self._info = info
+        self._num_levels = num_levels
+        self._binarize = binarize
+        self._seed = seed
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __call__(self, indices: np.ndarray, stream: int, epoch: int) -> dict[str, np.ndarray]:
+        """Loads examples ``indices`` (-1 marks padding, returned as zeros).
+
+        Args:
+          indices: int [b] example indices in the split, or -1.
+          stream: ``_TRAIN_STREAM`` or ``_EVAL_STREAM`` (for dynamic binarization).
+          epoch: the epoch (for dynamic binarization).
+
+        Returns:
+          ``image``: int32 [b, H, W, C] in [0, num_levels); ``label``: int32 [b]
+          (-1 for padding and unlabelled data); ``mask``: bool [b], False on padding.
+        """
+        mask = indices >= 0
+        image = np.zeros((len(indices), *self._info.image_shape), np.int32)
+        label = np.full(len(indices), -1, np.int32)
+        records = self._source.__getitems__([int(i) for i in indices[mask]])
+        if records:
+            image[mask] = np.stack([r["image"] for r in records])
+            if self._info.num_classes:
+                label[mask] = [r["label"] for r in records]
+        if self._binarize == "dynamic":
+            image[mask] = self._bernoulli(image[mask], indices[mask], stream, epoch)
+        elif self._num_levels < self._info.num_levels:
+            image = image * self._num_levels // self._info.num_levels
+        return {"image": image, "label": label, "mask": mask}
+
+    def _bernoulli(
+        self, image: np.ndarray, indices: np.ndarray, stream: int, epoch: int
+    ) -> np.ndarray:
+        """One Bernoulli(pixel / 255) draw per pixel, seeded by (seed, stream, epoch, index)."""
+        uniform = np.stack(
+            [
+                np.random.default_rng([self._seed, stream, epoch, int(i)]).random(
+                    self._info.image_shape
+                )
+                for i in indices
+            ]
+        ).reshape(image.shape)
+        return (uniform * 255 < image).astype(np.int32)
+
+
+class TrainBatches:
+    """Infinite random-access training batches of one process.
+
+    ``batches[step]`` is a dict of NumPy arrays, a pure function of the seed and
+    ``step``: ``image`` int32 [local_batch, H, W, C] in [0, num_levels) and
+    ``label`` int32 [local_batch] (-1 for unlabelled data).
+    """
+
+    def __init__(self, dataset: grain.MapDataset, steps_per_epoch: int):
+        self._dataset = dataset
+        self.steps_per_epoch = steps_per_epoch
+
+    def __getitem__(self, step: int) -> dict[str, np.ndarray]:
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got step={step}.")
+        return self._dataset[step]
+
+    def iterate(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """Yields ``self[start_step]``, ``self[start_step + 1]``, ... computed ahead in threads."""
+        if start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got start_step={start_step}.")
+        return iter(self._dataset[start_step:].to_iter_dataset(_READ_OPTIONS))
+
+
+class EvalBatches:
+    """Iterable over one split in fixed-size batches of one process, padded at the end.
+
+    Each element has ``image`` int32 [local_batch, H, W, C], ``label`` int32
+    [local_batch] and ``mask`` bool [local_batch] (False on padding). Over all
+    processes every example of the split appears exactly once with mask True.
+    """
+
+    def __init__(self, dataset: grain.MapDataset):
+        self._dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        return iter(self._dataset.to_iter_dataset(_READ_OPTIONS))
+
+
+def train_batches(
+    name: str,
+    *,
+    batch_size: int,
+    seed: int,
+    num_levels: int,
+    binarize: str = "none",
+    split: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> TrainBatches:
+    """Shuffled, repeated training batches of a prepared dataset.
+
+    Args:
+      name: TFDS dataset name (see ``jaxgen.data.DATASETS``).
+      batch_size: global batch size, over all processes; the local batch is
+        ``batch_size // process_count``.
+      seed: non-negative integer; fixes the order of every epoch (different for
+        each epoch) and the dynamic binarization.
+      num_levels: pixel levels of the output, 2..256; 8-bit data is quantized to
+        ``x * num_levels // 256``.
+      binarize: ``"none"`` or ``"dynamic"`` (8-bit data with ``num_levels=2``
+        only: a fresh Bernoulli(pixel / 255) draw per epoch and example).
+      split: defaults to the dataset's training split.
+      data_dir: TFDS data folder given to ``prepare``; default TFDS's.
+      process_index: this process; default ``jax.process_index()``.
+      process_count: number of processes; default ``jax.process_count()``.
+
+    Returns:
+      A ``TrainBatches``: ``batches[step]`` and ``batches.iterate(start_step)``.
+
+    Raises:
+      ValueError: an invalid argument (named in the message).
+      DatasetError: the dataset is not prepared.
+    """
+    info, split, process_index, process_count = _check_args(
+        name, split, batch_size, num_levels, binarize, seed, process_index, process_count
+    )
+    loader = _Loader(info, split, data_dir, num_levels, binarize, seed)
+    steps_per_epoch = len(loader) // batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {len(loader)} examples of split {split!r}."
+        )
+    local = batch_size // process_count
+    lo = process_index * local
+    shuffle_seed = int(np.random.SeedSequence([seed, _SHUFFLE_STREAM]).generate_state(1)[0])
+    dataset = (
+        grain.MapDataset.range(len(loader))
+        .shuffle(seed=shuffle_seed)  # reseeded for each epoch by ``repeat``
+        .batch(batch_size, drop_remainder=True)
+        .repeat()
+        .map_with_index(
+            lambda step, indices: _without_mask(
+                loader(indices[lo : lo + local], _TRAIN_STREAM, step // steps_per_epoch)
+            )
+        )
+    )
+    return TrainBatches(dataset, steps_per_epoch)
+
+
+def eval_batches(
+    name: str,
+    split: str,
+    *,
+    batch_size: int,
+    num_levels: int,
+    binarize: str = "none",
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> EvalBatches:
+    """All examples of ``split`` once, in order, in padded fixed-size batches.
+
+    Args:
+      name: TFDS dataset name.
+      split: e.g. ``dataset_info(name).eval_split``.
+      batch_size: global batch size (the last global batch is padded).
+      num_levels: as in ``train_batches``.
+      binarize: as in ``train_batches``; ``"dynamic"`` uses one fixed draw
+        determined by ``seed``, the same at every evaluation.
+      seed: seed of the fixed dynamic binarization.
+      data_dir: TFDS data folder.
+      process_index: this process; default ``jax.process_index()``.
+      process_count: number of processes; default ``jax.process_count()``.
+
+    Returns:
+      An ``EvalBatches`` iterable (``len`` = number of batches).
+
+    Raises:
+      ValueError: an invalid argument (named in the message).
+      DatasetError: the dataset is not prepared.
+    """
+    info, split, process_index, process_count = _check_args(
+        name, split, batch_size, num_levels, binarize, seed, process_index, process_count
+    )
+    loader = _Loader(info, split, data_dir, num_levels, binarize, seed)
+    num_examples = len(loader)
+    local = batch_size // process_count
+    offsets = process_index * local + np.arange(local)
+
+    def load(k: int) -> dict[str, np.ndarray]:
+        indices = k * batch_size + offsets
+        return loader(np.where(indices < num_examples, indices, -1), _EVAL_STREAM, 0)
+
+    return EvalBatches(grain.MapDataset.range(math.ceil(num_examples / batch_size)).map(load))
+
+
+def _without_mask(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"image": batch["image"], "label": batch["label"]}
+
+
+def _check_args(
+    name: str,
+    split: str | None,
+    batch_size: int,
+    num_levels: int,
+    binarize: str,
+    seed: int,
+    process_index: int | None,
+    process_count: int | None,
+) -> tuple[DatasetInfo, str, int, int]:
+    """Validates the pipeline arguments.
+
+    Returns:
+      (info, split, process_index, process_count), with defaults filled in
+      (``split=None`` is the training split).
+    """
+    info = dataset_info(name)
+    split = info.train_split if split is None else split
+    if split not in info.splits:
+        raise ValueError(
+            f"split={split!r} is not a split of {name!r}; use one of {list(info.splits)}."
+        )
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    if process_count < 1 or not 0 <= process_index < process_count:
+        raise ValueError(
+            f"Need process_count >= 1 and 0 <= process_index < process_count; got "
+            f"process_index={process_index}, process_count={process_count}."
+        )
+    if batch_size < 1 or batch_size % process_count:
+        raise ValueError(
+            f"batch_size={batch_size} must be positive and divisible by "
+            f"process_count={process_count} (it is the global batch size)."
+        )
+    if not 2 <= num_levels <= info.num_levels:
+        raise ValueError(
+            f"num_levels={num_levels} must be in 2..{info.num_levels} for {name!r}, whose "
+            f"pixels have {info.num_levels} levels."
+        )
+    if binarize not in BINARIZE:
+        raise ValueError(f"binarize={binarize!r} must be one of {BINARIZE}.")
+    if binarize == "dynamic" and (info.num_levels != 256 or num_levels != 2):
+        raise ValueError(
+            f"binarize='dynamic' needs 8-bit data and num_levels=2; got {name!r} with "
+            f"num_levels={num_levels}."
+        )
+    if not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative integer.")
+    return info, split, process_index, process_count
