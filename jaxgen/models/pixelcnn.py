@@ -13,6 +13,10 @@ the logits of channel c at pixel (i, j) depend only on pixels before (i, j) in
 raster order and on channels < c at (i, j). The stack of 3x3 mask-B convolutions
 has the classic blind spot up and to the right of each pixel (see
 ``GatedPixelCNN`` for the fix).
+
+Cached sampling: ``init_cache``, ``start_row`` and ``step`` replay the network
+at one pixel per step (Ramachandran et al., 2017); each 3x3 convolution keeps a
+row cache of its input two rows tall (see ``jaxgen.nn.cache``).
 """
 
 import flax.linen as nn
@@ -20,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.nn import MaskedConv2D
+from jaxgen.nn import cache as cache_lib
 from jaxgen.validation import check_images
 
 
@@ -68,3 +73,45 @@ class PixelCNN(nn.Module):
         y = MaskedConv2D(self.head_features, (1, 1), "B", c, name="head")(nn.relu(y))
         y = MaskedConv2D(c * self.num_levels, (1, 1), "B", c, name="logits")(nn.relu(y))
         return y.reshape(*x.shape, self.num_levels)
+
+    def init_cache(self, x: jax.Array) -> list[jax.Array]:
+        """Empty row caches of the 3x3 convolutions' inputs for images shaped like ``x``."""
+        b, _, w, _ = x.shape
+        return [cache_lib.row_cache(b, 2, w, 3, self.features) for _ in range(self.num_layers)]
+
+    def start_row(self, cache: list[jax.Array], x: jax.Array, i: jax.Array) -> list[jax.Array]:
+        """Moves every row cache on to row ``i``."""
+        del x, i
+        return [cache_lib.next_row(rows) for rows in cache]
+
+    def step(
+        self, cache: list[jax.Array], x: jax.Array, i: jax.Array, j: jax.Array
+    ) -> tuple[jax.Array, list[jax.Array]]:
+        """The logits at pixel (i, j) given the sub-pixels of ``x`` before it.
+
+        Args:
+          cache: row caches at row ``i`` with every pixel before (i, j) written.
+          x: int [B, H, W, C] levels; entries at or after the sub-pixel being drawn
+            are ignored.
+          i, j: int scalars, the pixel.
+
+        Returns:
+          (float [B, C, L] logits at (i, j); the caches with (i, j) written).
+        """
+        params = self.variables["params"]
+        c = x.shape[-1]
+
+        def masked(name, window, mask_type="B"):
+            p = params[name]
+            return cache_lib.conv_at(p, cache_lib.masked_kernel(p, c, mask_type), window)
+
+        y = masked("input_conv", cache_lib.image_window(x, i, j, (7, 7), self.num_levels), "A")
+        new_cache = []
+        for k, rows in enumerate(cache):
+            r = masked(f"block{k}_in", nn.relu(y)[:, None, None])
+            rows = cache_lib.write_pixel(rows, j, nn.relu(r), 3)
+            r = masked(f"block{k}_conv", cache_lib.read_window(rows, j, 3))
+            y = y + masked(f"block{k}_out", nn.relu(r)[:, None, None])
+            new_cache.append(rows)
+        logits = cache_lib.head_at(params["head"], params["logits"], y, c, self.num_levels)
+        return logits, new_cache

@@ -1,5 +1,20 @@
 """Layers shared by the models."""
 
+from jaxgen.nn.gated import MaskedGateConv2D, gate_mask, gated_activation
+from jaxgen.nn.lstm import DiagonalBiLSTM, DiagonalLSTM, RowLSTM, lstm_cell, skew, unskew
 from jaxgen.nn.masked import MaskedConv2D, channel_groups, conv_mask
 
-__all__ = ["MaskedConv2D", "channel_groups", "conv_mask"]
+__all__ = [
+    "DiagonalBiLSTM",
+    "DiagonalLSTM",
+    "MaskedConv2D",
+    "MaskedGateConv2D",
+    "RowLSTM",
+    "channel_groups",
+    "conv_mask",
+    "gate_mask",
+    "gated_activation",
+    "lstm_cell",
+    "skew",
+    "unskew",
+]

@@ -1,0 +1,140 @@
+"""Command-line plumbing shared by the experiments.
+
+    python -m experiments.<name> --workdir DIR [--config=PATH[:VARIANT,...]] [--config.KEY=V ...]
+
+Known user errors (unknown or mistyped config keys, bad values, missing or
+corrupt data, an unwritable workdir, a workdir holding another model's
+checkpoint) end with a one-paragraph message on stderr and exit code 2.
+Set ``JAXGEN_TRACEBACK=1`` to get the full traceback instead.
+"""
+
+import os
+import pathlib
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from absl import flags
+from ml_collections import ConfigDict, config_flags
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A user error whose message says what is wrong and how to fix it."""
+
+
+def main(
+    run: Callable[[ConfigDict, pathlib.Path], Any],
+    default_config: str | pathlib.Path,
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Parses the flags and calls ``run(config, workdir)``.
+
+    Args:
+      run: the experiment, called with the resolved config and the workdir.
+      default_config: the config file used when ``--config`` is not given.
+      argv: the command line, program name first; default ``sys.argv``.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    try:
+        config, workdir = parse_flags(argv, default_config)
+        check_workdir(workdir)
+        run(config, workdir)
+    except (UsageError, ValueError, OSError) as e:
+        if os.environ.get("JAXGEN_TRACEBACK"):
+            raise
+        _exit(str(e))
+
+
+def parse_flags(
+    argv: Sequence[str], default_config: str | pathlib.Path
+) -> tuple[ConfigDict, pathlib.Path]:
+    """The config (with variants and overrides applied) and the workdir from ``argv``.
+
+    Raises:
+      UsageError: a flag, a config key or a value is wrong.
+    """
+    flag_values = flags.FlagValues()
+    flags.DEFINE_string("workdir", None, "Output folder; rerun to resume.", flag_values=flag_values)
+    flags.mark_flag_as_required("workdir", flag_values=flag_values)
+    try:
+        config_flags.DEFINE_config_file(
+            "config",
+            str(default_config),
+            "Config file, optionally with variants: path.py:tiny,cpu.",
+            flag_values=flag_values,
+            sys_argv=list(argv),
+        )
+        flag_values(list(argv))
+        config = flag_values.config
+        config.to_dict()  # raises if the config file failed to load
+    except (AttributeError, KeyError) as e:  # an override names a key the config lacks
+        raise UsageError(_unknown_key_message(e, argv, default_config)) from None
+    except flags.Error as e:
+        raise UsageError(f"{_last_error_line(str(e))}. {_usage(default_config)}") from None
+    return config, pathlib.Path(flag_values.workdir)
+
+
+def check_workdir(workdir: pathlib.Path) -> None:
+    """Creates ``workdir`` if needed; raises UsageError unless it is a writable folder."""
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(
+            f"Cannot create --workdir={workdir}: {e.strerror}. Choose a folder you can write to."
+        ) from None
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"Cannot write to --workdir={workdir}: permission denied. "
+            "Choose a folder you can write to."
+        )
+
+
+def _unknown_key_message(
+    error: Exception, argv: Sequence[str], default_config: str | pathlib.Path
+) -> str:
+    """Names the ``--config.KEY`` argument whose key does not exist (and a likely fix)."""
+    text = f"{error} {error.__context__ or ''}"
+    key = re.search(r"\w+", text).group(0)
+    hint = re.search(r'Did you mean "\w+" instead of "\w+"\?', text)
+    bad = [a for a in argv if a.startswith("--config.") and key in re.split(r"[.=]", a)]
+    return (
+        f"Unknown config key {key!r}"
+        + (f" in {bad[0]}. " if bad else ". ")
+        + (f"{hint.group(0)} " if hint else "")
+        + f"The keys are those set in {_config_file(argv, default_config)}; "
+        "override one with --config.KEY=VALUE."
+    )
+
+
+def _config_file(argv: Sequence[str], default_config: str | pathlib.Path) -> str:
+    """The config file named by ``--config=PATH[:VARIANTS]``, else the default."""
+    for arg in argv:
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1].split(":")[0]
+    return str(default_config)
+
+
+def _last_error_line(message: str) -> str:
+    """The flag error's first line plus, if it quotes a traceback, its final error line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if any(line.startswith("Traceback") for line in lines):
+        lines = [lines[0], lines[-1]]
+    return " ".join(lines).rstrip(".")
+
+
+def _usage(default_config: str | pathlib.Path) -> str:
+    """One line on how to call an experiment."""
+    return (
+        "Usage: python -m experiments.<name> --workdir DIR [--config=PATH[:VARIANT,...]] "
+        f"[--config.KEY=VALUE ...], with the keys of the config file (default {default_config})."
+    )
+
+
+def _exit(message: str) -> NoReturn:
+    """Prints ``message`` as one paragraph on stderr and exits with code 2."""
+    paragraph = " ".join(message.split())
+    print(f"Error: {paragraph}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)

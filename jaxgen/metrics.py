@@ -1,0 +1,426 @@
+"""Sample-quality metrics: Fréchet distance (FID) on a feature network, mode coverage.
+
+FID protocol (Heusel et al., 2017, with TTUR's numerics):
+
+* Images: int [N, H, W, C] levels in [0, L) (``num_levels=L`` given; divided by
+  L - 1) or float [N, H, W, C] in [0, 1] (``num_levels=None``; a [-1, 1] tanh
+  output must be mapped with (y + 1) / 2 first). So GAN, VAE and PixelCNN
+  samples are all measured the same way.
+* Features: any ``FeatureFn``, float [B, H, W, C] in [0, 1] -> float [B, D].
+  Inception does not fit 28 x 28 grey digits, so jaxgen trains its own
+  ``Classifier`` on the labelled training split (``dataset_classifier``,
+  deterministic from its seed, cached in the TFDS data folder). Its feature
+  layer is the D = ``Classifier.features`` (128) units of the last hidden layer,
+  after the ReLU, like Inception's pool_3.
+* Statistics: mean and covariance of the features in float64 on the host;
+  the reference statistics are the full training split unless stated.
+* Distance: ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2}) with SciPy's
+  ``sqrtm``; if that is not finite, 1e-6 I is added to both covariances and it
+  is retried; an imaginary part above 1e-3 on the diagonal is an error, else
+  the real part is kept.
+* Sample size: FID is biased for finite N, so numbers are comparable only at
+  the same N (and N must exceed D). Always report N; experiments log it as
+  ``fid_num_samples``.
+
+Mode coverage classifies N samples with the same classifier and reports the
+entropy of the predicted-class histogram and the share of the rarest class.
+"""
+
+import dataclasses
+import functools
+import os
+import pathlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import scipy.linalg
+
+from jaxgen import data
+
+FeatureFn = Callable[[jax.Array], jax.Array]
+BatchFn = Callable[[int], Mapping[str, np.ndarray]]
+
+
+def to_unit_range(images: jax.Array | np.ndarray, num_levels: int | None) -> np.ndarray:
+    """Images as float32 in [0, 1], following the FID protocol's input convention.
+
+    Args:
+      images: int [N, H, W, C] in [0, num_levels), or float [N, H, W, C] in [0, 1].
+      num_levels: L for integer images; None for float images.
+
+    Returns:
+      float32 [N, H, W, C] in [0, 1].
+
+    Raises:
+      ValueError: integer images without ``num_levels``, float images with it,
+        or values out of range.
+    """
+    images = np.asarray(images)
+    if np.issubdtype(images.dtype, np.integer):
+        if num_levels is None:
+            raise ValueError("Integer images need num_levels (their number of levels L).")
+        lo, hi = images.min(initial=0), images.max(initial=0)
+        if lo < 0 or hi >= num_levels:
+            raise ValueError(f"Images have levels in [{lo}, {hi}], outside [0, {num_levels}).")
+        return images.astype(np.float32) / (num_levels - 1)
+    if num_levels is not None:
+        raise ValueError(
+            f"Float images must lie in [0, 1] with num_levels=None; got num_levels={num_levels}."
+        )
+    lo, hi = images.min(initial=0.0), images.max(initial=0.0)
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"Float images have values in [{lo:.3g}, {hi:.3g}] but must lie in [0, 1]; map "
+            "tanh outputs in [-1, 1] with (y + 1) / 2."
+        )
+    return images.astype(np.float32)
+
+
+def compute_features(
+    feature_fn: FeatureFn,
+    images: jax.Array | np.ndarray,
+    num_levels: int | None = None,
+    batch_size: int = 500,
+) -> np.ndarray:
+    """Features of many images, in fixed-size batches (the last one padded).
+
+    Args:
+      feature_fn: float [B, H, W, C] in [0, 1] -> float [B, D].
+      images: see ``to_unit_range``.
+      num_levels: see ``to_unit_range``.
+      batch_size: images per call of ``feature_fn``.
+
+    Returns:
+      float64 [N, D].
+    """
+    x = to_unit_range(images, num_levels)
+    n = len(x)
+    pad = -n % batch_size
+    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+    out = [np.asarray(feature_fn(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    return np.concatenate(out)[:n].astype(np.float64)
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance of features, in float64.
+
+    Args:
+      features: float [N, D] with N >= 2.
+
+    Returns:
+      (mu float64 [D], sigma float64 [D, D]).
+    """
+    features = np.asarray(features, np.float64)
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), TTUR's numerics.
+
+    Args:
+      mu1, mu2: float [D] means.
+      sigma1, sigma2: float [D, D] covariances.
+      eps: added to the covariances' diagonals when the plain sqrtm is not finite.
+
+    Returns:
+      ||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^{1/2}), a float.
+
+    Raises:
+      ValueError: shapes differ, or (sigma1 sigma2)^{1/2} has a diagonal
+        imaginary part above 1e-3 (the covariances are not valid or too noisy).
+    """
+    mu1, mu2 = np.atleast_1d(np.float64(mu1)), np.atleast_1d(np.float64(mu2))
+    sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(
+            f"Statistics differ in shape: mu {mu1.shape} vs {mu2.shape}, "
+            f"sigma {sigma1.shape} vs {sigma2.shape}."
+        )
+    diff = mu1 - mu2
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(len(sigma1)) * eps
+        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        imag = np.max(np.abs(np.diagonal(covmean).imag))
+        if imag > 1e-3:
+            raise ValueError(
+                f"The matrix square root has an imaginary component {imag:.3g}: the covariances "
+                "are singular or not positive semi-definite; use more samples than features."
+            )
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    """FID between two feature sets, float [N1, D] and [N2, D]."""
+    return frechet_distance(*gaussian_stats(features1), *gaussian_stats(features2))
+
+
+def fid(
+    feature_fn: FeatureFn,
+    images: jax.Array | np.ndarray,
+    reference: tuple[np.ndarray, np.ndarray],
+    num_levels: int | None = None,
+) -> float:
+    """FID of images against reference statistics.
+
+    Args:
+      feature_fn: float [B, H, W, C] in [0, 1] -> float [B, D].
+      images: int [N, H, W, C] in [0, num_levels) or float in [0, 1] (``num_levels=None``).
+      reference: (mu [D], sigma [D, D]) from ``gaussian_stats`` or ``reference_stats``.
+      num_levels: see ``to_unit_range``.
+
+    Returns:
+      The Fréchet distance; report N = len(images) with it.
+    """
+    features = compute_features(feature_fn, images, num_levels)
+    return frechet_distance(*gaussian_stats(features), *reference)
+
+
+def dataset_features(
+    feature_fn: FeatureFn,
+    dataset: str,
+    split: str,
+    data_dir: str | os.PathLike,
+    max_examples: int | None = None,
+    batch_size: int = 500,
+) -> np.ndarray:
+    """Features of the first ``max_examples`` (default all) images of a split, at 8-bit levels.
+
+    Returns:
+      float64 [N, D].
+    """
+    info = data.dataset_info(dataset)
+    out, count = [], 0
+    for batch in data.eval_batches(
+        dataset,
+        split,
+        batch_size=batch_size,
+        num_levels=info.num_levels,
+        data_dir=data_dir,
+        process_index=0,
+        process_count=1,
+    ):
+        images = batch["image"][batch["mask"]]
+        out.append(compute_features(feature_fn, images, info.num_levels, batch_size))
+        count += len(images)
+        if max_examples is not None and count >= max_examples:
+            break
+    return np.concatenate(out)[:max_examples]
+
+
+def mode_coverage(labels: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Summary of a predicted-class histogram.
+
+    Args:
+      labels: int [N] predicted classes in [0, num_classes).
+      num_classes: K.
+
+    Returns:
+      ``class_entropy`` (nats; log K when every class is equally frequent, 0 for
+      one class), ``min_class_share`` (share of the rarest class; 1 / K at best)
+      and ``classes_covered`` (classes predicted at least once).
+    """
+    counts = np.bincount(np.asarray(labels).reshape(-1), minlength=num_classes)
+    if len(counts) != num_classes or counts.sum() == 0:
+        raise ValueError(f"labels must be a non-empty array of classes in [0, {num_classes}).")
+    p = counts / counts.sum()
+    nz = p[p > 0]
+    return {
+        "class_entropy": float(np.sum(nz * np.log(1.0 / nz))),
+        "min_class_share": float(p.min()),
+        "classes_covered": int((counts > 0).sum()),
+    }
+
+
+class Classifier(nn.Module):
+    """Small CNN classifier whose last hidden layer serves as the FID feature layer.
+
+    conv 3x3 (32) -> conv 3x3 stride 2 (64) -> conv 3x3 stride 2 (64), ReLUs,
+    -> dense ``features`` + ReLU (the feature layer) -> dense ``num_classes``.
+
+    Attributes:
+      num_classes: K.
+      features: D, width of the feature layer.
+    """
+
+    num_classes: int = 10
+    features: int = 128
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Classifies images.
+
+        Args:
+          x: float [B, H, W, C] in [0, 1].
+
+        Returns:
+          (logits float [B, K], features float [B, D]).
+        """
+        y = nn.relu(nn.Conv(32, (3, 3))(x))
+        y = nn.relu(nn.Conv(64, (3, 3), (2, 2))(y))
+        y = nn.relu(nn.Conv(64, (3, 3), (2, 2))(y))
+        h = nn.relu(nn.Dense(self.features)(y.reshape(y.shape[0], -1)))
+        return nn.Dense(self.num_classes)(h), h
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(module: Classifier, params: Any, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return module.apply(params, x)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureNetwork:
+    """A trained ``Classifier`` and its parameters.
+
+    Attributes:
+      module: the classifier.
+      params: its variables.
+    """
+
+    module: Classifier
+    params: Any
+
+    def features(self, x: jax.Array) -> jax.Array:
+        """The FID features: float [B, H, W, C] in [0, 1] -> float [B, D]."""
+        return _forward(self.module, self.params, x)[1]
+
+    def predict(self, x: jax.Array) -> jax.Array:
+        """Predicted classes: float [B, H, W, C] in [0, 1] -> int [B]."""
+        return jnp.argmax(_forward(self.module, self.params, x)[0], axis=-1)
+
+
+def train_classifier(
+    module: Classifier,
+    batch_fn: BatchFn,
+    *,
+    num_levels: int,
+    num_steps: int,
+    seed: int,
+    learning_rate: float = 1e-3,
+) -> FeatureNetwork:
+    """Trains the classifier with Adam on cross-entropy; deterministic given its inputs.
+
+    Args:
+      module: the classifier.
+      batch_fn: step -> {"image": int [B, H, W, C] in [0, num_levels), "label": int [B]}.
+      num_levels: L of the images.
+      num_steps: Adam updates.
+      seed: seed of the initial parameters.
+      learning_rate: Adam's step size.
+
+    Returns:
+      The trained FeatureNetwork.
+    """
+    tx = optax.adam(learning_rate)
+    example = to_unit_range(batch_fn(0)["image"], num_levels)
+    params = module.init(jax.random.key(seed), example)
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def update(params, opt_state, x, y):
+        def loss_fn(p):
+            logits, _ = module.apply(p, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        grads = jax.grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    for step in range(num_steps):
+        batch = batch_fn(step)
+        x = to_unit_range(batch["image"], num_levels)
+        params, opt_state = update(params, opt_state, x, batch["label"])
+    return FeatureNetwork(module, params)
+
+
+def load_or_train_classifier(
+    path: str | os.PathLike,
+    module: Classifier,
+    batch_fn: BatchFn,
+    *,
+    num_levels: int,
+    num_steps: int,
+    seed: int,
+) -> FeatureNetwork:
+    """Loads the classifier cached at ``path``, or trains it and writes it there.
+
+    Args:
+      path: the cache file (Flax msgpack); its name should encode every argument.
+      module, batch_fn, num_levels, num_steps, seed: see ``train_classifier``.
+
+    Returns:
+      The FeatureNetwork.
+    """
+    path = pathlib.Path(path)
+    if path.is_file():
+        example = np.zeros((1, *batch_fn(0)["image"].shape[1:]), np.float32)
+        template = jax.eval_shape(module.init, jax.random.key(seed), example)
+        params = flax.serialization.from_bytes(template, path.read_bytes())
+        return FeatureNetwork(module, jax.tree.map(jnp.asarray, params))
+    net = train_classifier(module, batch_fn, num_levels=num_levels, num_steps=num_steps, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(flax.serialization.to_bytes(net.params))
+    tmp.replace(path)  # atomic: concurrent runs never read a half-written file
+    return net
+
+
+def dataset_classifier(
+    dataset: str,
+    data_dir: str | os.PathLike,
+    *,
+    num_steps: int = 2000,
+    batch_size: int = 128,
+    features: int = 128,
+    seed: int = 0,
+) -> FeatureNetwork:
+    """The feature network of a labelled dataset, trained once and cached.
+
+    Trains on the dataset's training split at 8-bit levels; the cache lives in
+    ``data_dir/jaxgen_classifiers/`` under a name that encodes every argument.
+
+    Args:
+      dataset: a prepared TFDS dataset with labels (``mnist``, ``fashion_mnist``,
+        ``cifar10``).
+      data_dir: its TFDS data folder (as returned by ``jaxgen.data.prepare``).
+      num_steps, batch_size: Adam updates and their batch size.
+      features: D, the width of the feature layer.
+      seed: seed of the initial parameters and the batch order.
+
+    Returns:
+      The FeatureNetwork.
+    """
+    info = data.dataset_info(dataset)
+    if info.num_classes == 0:
+        raise ValueError(
+            f"Dataset {dataset!r} has no labels to train the FID feature network on; use the "
+            "8-bit dataset it comes from (mnist for binarized_mnist)."
+        )
+    batches = data.train_batches(
+        dataset,
+        batch_size=batch_size,
+        seed=seed,
+        num_levels=info.num_levels,
+        data_dir=data_dir,
+        process_index=0,
+        process_count=1,
+    )
+    name = f"{dataset}_d{features}_steps{num_steps}_bs{batch_size}_seed{seed}.msgpack"
+    return load_or_train_classifier(
+        pathlib.Path(data_dir) / "jaxgen_classifiers" / name,
+        Classifier(num_classes=info.num_classes, features=features),
+        batches.__getitem__,
+        num_levels=info.num_levels,
+        num_steps=num_steps,
+        seed=seed,
+    )

@@ -1,0 +1,81 @@
+"""Checkpoints with Orbax: atomic saves, keep the latest N, resume the latest.
+
+Each checkpoint holds two items: ``state`` (the TrainState pytree) and
+``meta`` (JSON: the config of the run that wrote it, to refuse resuming a
+different model).
+"""
+
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+    """Saves and restores TrainStates under ``directory``/<step>/.
+
+    Args:
+      directory: the checkpoints folder (created if missing).
+      keep: number of most recent checkpoints to keep.
+    """
+
+    def __init__(self, directory: str | pathlib.Path, keep: int):
+        if keep < 1:
+            raise ValueError(f"keep_checkpoints={keep} must be at least 1.")
+        self._manager = ocp.CheckpointManager(
+            pathlib.Path(directory).absolute(),
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+            item_names=("state", "meta"),
+        )
+
+    def latest_step(self) -> int | None:
+        """The step of the newest complete checkpoint, or None."""
+        return self._manager.latest_step()
+
+    def save(self, state: Any, meta: dict) -> None:
+        """Saves ``state`` at step ``state.step`` (asynchronously; atomic on completion).
+
+        Args:
+          state: a TrainState (or any pytree with a scalar ``step``).
+          meta: JSON-serialisable dict stored beside the state.
+        """
+        self._manager.save(
+            int(jax.device_get(state.step)),
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+            ),
+        )
+
+    def restore_meta(self, step: int) -> dict:
+        """The JSON ``meta`` saved with the checkpoint at ``step``."""
+        restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return restored.meta
+
+    def restore(self, step: int, target: Any) -> Any:
+        """Restores the state at ``step`` with ``target``'s structure, shapes and shardings.
+
+        Args:
+          step: a step from ``latest_step``.
+          target: a pytree of arrays (or ``jax.ShapeDtypeStruct`` with shardings)
+            shaped like the saved state.
+
+        Returns:
+          The restored state, placed like ``target``.
+        """
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+        )
+        return restored.state
+
+    def close(self) -> None:
+        """Waits for pending saves and releases resources."""
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+    def __enter__(self) -> "Checkpointer":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,306 @@
+"""The generic train-and-evaluate loop that every experiment runs.
+
+A model family plugs in through a ``Task``; the loop owns everything else:
+data, keys, sharding, optimizer, checkpoints, evaluation, logging.
+
+    for step in [start, num_steps):
+        batch = train_batches[step]                      # pure function of (seed, step)
+        state, metrics = train_step(state, batch, train_key)  # fold_in(train_key, step) inside
+        log every log_every; evaluate every eval_every; checkpoint every checkpoint_every
+    evaluate on the (whole) test split, write samples, save the final checkpoint
+
+Resuming from the latest checkpoint therefore replays exactly the batches and
+random numbers of an uninterrupted run.
+"""
+
+import dataclasses
+import json
+import pathlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+from jax.sharding import Mesh
+from ml_collections import ConfigDict
+
+from jaxgen import data, keys, parallel
+from jaxgen.train import optim, step
+from jaxgen.train.checkpoint import Checkpointer
+from jaxgen.train.logging import MetricsWriter, progress_bar
+from jaxgen.train.state import TrainState
+
+# Config keys that must match a checkpoint for it to be resumed.
+MODEL_KEYS = ("model", "dataset", "num_levels")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What a model family provides to the loop.
+
+    Attributes:
+      init: ``(key, batch) -> params`` from an example batch (int images
+        [B, H, W, C] under ``"image"``, int32 labels [B] under ``"label"``).
+      loss_fn: ``(params, batch, key) -> (loss, metrics)``: the scalar loss
+        averaged over the batch and a dict of scalar metrics.
+      eval_fn: ``(params, batch, key) -> {name: float [B]}``, per-example
+        metrics; the loop averages them exactly over a split.
+      write_samples: ``(params, key, workdir, step, examples) -> [paths]``
+        writes picture files under ``workdir/samples`` once training is done
+        (sampling can cost more than training steps); ``examples`` is the first
+        ``num_samples`` test examples (numpy, this process's share) for
+        completions or reconstructions. Called on every process; write files
+        on process 0 only.
+      make_optimizer: ``config -> (optimizer, schedule)``; default: the config's.
+      make_train_step: ``(optimizer, schedule, mesh) -> train_step`` for models
+        that need their own update (GANs); default ``step.make_train_step`` on
+        ``loss_fn``. Build it with ``step.jit_train_step``.
+    """
+
+    init: Callable[[jax.Array, Mapping[str, np.ndarray]], Any]
+    loss_fn: step.LossFn
+    eval_fn: step.EvalFn
+    write_samples: Callable[..., list[pathlib.Path]] | None = None
+    make_optimizer: Callable[[ConfigDict], tuple[optax.GradientTransformation, optax.Schedule]] = (
+        optim.make_optimizer
+    )
+    make_train_step: (
+        Callable[[optax.GradientTransformation, optax.Schedule, Mesh], step.StepFn] | None
+    ) = None
+
+
+def check_config(config: ConfigDict) -> None:
+    """Raises a ValueError naming the first bad value among the loop's keys."""
+    for name in ("batch_size", "eval_every", "checkpoint_every", "log_every", "num_samples"):
+        if config[name] < 1:
+            raise ValueError(f"{name}={config[name]} must be a positive integer.")
+    if config.num_steps < 0:
+        raise ValueError(f"num_steps={config.num_steps} must be non-negative.")
+    if config.ema_decay is not None and not 0.0 < config.ema_decay < 1.0:
+        raise ValueError(f"ema_decay={config.ema_decay} must be in (0, 1), or None for no EMA.")
+    if config.eval_max_examples is not None and config.eval_max_examples < 1:
+        raise ValueError(
+            f"eval_max_examples={config.eval_max_examples} must be positive, or None (full split)."
+        )
+
+
+def evaluate(
+    eval_step: Callable,
+    params: Any,
+    config: ConfigDict,
+    split: str,
+    key: jax.Array,
+    mesh: Mesh,
+    max_examples: int | None = None,
+) -> dict[str, float]:
+    """Exact averages of the task's per-example metrics over a split.
+
+    Args:
+      eval_step: from ``step.make_eval_step``.
+      params: the params to evaluate.
+      config: the experiment config (dataset, batch size, levels, binarization).
+      split: the split to evaluate.
+      key: the eval key; batch ``i`` gets ``fold_in(key, i)``.
+      mesh: the data mesh.
+      max_examples: evaluate only the first ``max_examples`` examples; None for all.
+
+    Returns:
+      {name: mean over the examples} and ``num_examples``. Padding examples of
+      the last batch (``mask`` False) do not count.
+    """
+    totals: dict[str, float] = {}
+    for i, batch in enumerate(_eval_batches(config, split, config.batch_size)):
+        first = i * config.batch_size
+        if max_examples is not None:
+            if first >= max_examples:
+                break
+            local = len(batch["mask"])
+            index = first + jax.process_index() * local + np.arange(local)
+            batch = {**batch, "mask": batch["mask"] & (index < max_examples)}
+        sums = jax.device_get(
+            eval_step(params, parallel.shard_batch(batch, mesh), jax.random.fold_in(key, i))
+        )
+        for name, value in sums.items():
+            totals[name] = totals.get(name, 0.0) + float(value)
+    count = totals.pop("num_examples", 0)
+    if not count:
+        raise ValueError(f"Split {split!r} of {config.dataset!r} has no examples to evaluate.")
+    return {**{name: total / count for name, total in totals.items()}, "num_examples": int(count)}
+
+
+def train_and_evaluate(
+    task: Task, config: ConfigDict, workdir: str | pathlib.Path, *, mesh: Mesh | None = None
+) -> TrainState:
+    """Trains ``task`` as ``config`` says, resuming from ``workdir``'s latest checkpoint.
+
+    Args:
+      task: the model family's functions.
+      config: the experiment config (see ``experiments/configs``).
+      workdir: output folder: ``metrics.jsonl``, ``tensorboard/``,
+        ``checkpoints/``, ``samples/``, ``config.json``.
+      mesh: the data mesh; default all devices.
+
+    Returns:
+      The final TrainState.
+
+    Raises:
+      ValueError: a bad config value, or ``workdir`` holds a checkpoint of a
+        different model.
+      jaxgen.data.DatasetError: the dataset cannot be prepared.
+    """
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    mesh = mesh or parallel.make_mesh()
+    check_config(config)
+    parallel.check_batch_size(config.batch_size, mesh)
+    with Checkpointer(workdir / "checkpoints", config.keep_checkpoints) as checkpointer:
+        _check_resumable(checkpointer, config)
+        info = data.dataset_info(config.dataset)
+        data.prepare(config.dataset, data_dir=config.data_dir, raw_dir=config.raw_dir)
+        rng = keys.make_keys(config.seed)
+        train_batches = data.train_batches(
+            config.dataset,
+            batch_size=config.batch_size,
+            seed=keys.to_seed(rng.data),
+            num_levels=config.num_levels,
+            binarize=config.binarize,
+            data_dir=config.data_dir,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+        tx, schedule = task.make_optimizer(config)
+        state = _init_state(task, tx, config, rng.init, train_batches[0], mesh)
+        if checkpointer.latest_step() is not None:
+            state = checkpointer.restore(checkpointer.latest_step(), state)
+        if jax.process_index() == 0:
+            (workdir / "config.json").write_text(config.to_json(indent=2) + "\n")
+        if checkpointer.latest_step() == config.num_steps:
+            _report(
+                workdir, f"Nothing to do: the final checkpoint (step {config.num_steps}) exists."
+            )
+            return state
+        if task.make_train_step is None:
+            train_step = step.make_train_step(
+                task.loss_fn, tx, mesh, schedule=schedule, ema_decay=config.ema_decay
+            )
+        else:
+            train_step = task.make_train_step(tx, schedule, mesh)
+        eval_step = step.make_eval_step(task.eval_fn, mesh)
+        with MetricsWriter(workdir) as writer:
+            start = int(jax.device_get(state.step))
+            writer.discard_after(start)
+            batches = train_batches.iterate(start)
+            bar = progress_bar(start, config.num_steps)
+            pending: list[dict[str, jax.Array]] = []
+            tick = time.perf_counter()
+            for done in range(start + 1, config.num_steps + 1):
+                batch = parallel.shard_batch(next(batches), mesh)
+                state, metrics = train_step(state, batch, rng.train)
+                pending.append(metrics)
+                bar.update()
+                if done % config.log_every == 0 or done == config.num_steps:
+                    row = _mean(pending)
+                    seconds = time.perf_counter() - tick
+                    row["examples_per_sec"] = len(pending) * config.batch_size / seconds
+                    writer.write(done, "train", row)
+                    bar.set_postfix(
+                        loss=f"{row['loss']:.4g}", ex_s=f"{row['examples_per_sec']:.0f}"
+                    )
+                    pending = []
+                if done % config.eval_every == 0 or done == config.num_steps:
+                    row = evaluate(
+                        eval_step,
+                        state.eval_params,
+                        config,
+                        info.eval_split,
+                        rng.eval,
+                        mesh,
+                        max_examples=config.eval_max_examples,
+                    )
+                    writer.write(done, "eval", row)
+                if done % config.checkpoint_every == 0 and done < config.num_steps:
+                    checkpointer.save(state, meta={"config": config.to_dict()})
+                if done % config.log_every == 0:
+                    tick = time.perf_counter()  # examples/s measures training only
+            bar.close()
+            batches.close()
+            # The test split is always evaluated in full.
+            row = evaluate(eval_step, state.eval_params, config, info.test_split, rng.eval, mesh)
+            row = writer.write(config.num_steps, "test", row)
+        if task.write_samples is not None:
+            examples = next(iter(_eval_batches(config, info.test_split, config.num_samples)))
+            key = jax.random.fold_in(rng.sample, config.num_steps)
+            task.write_samples(state.eval_params, key, workdir, config.num_steps, examples)
+        checkpointer.save(state, meta={"config": config.to_dict()})
+    _report(workdir, f"Test split {info.test_split!r} of {config.dataset!r}: {json.dumps(row)}")
+    return state
+
+
+def _init_state(
+    task: Task,
+    tx: optax.GradientTransformation,
+    config: ConfigDict,
+    key: jax.Array,
+    example: Mapping[str, np.ndarray],
+    mesh: Mesh,
+) -> TrainState:
+    """The step-0 state, initialised from an example batch and replicated over ``mesh``."""
+
+    def init(key, example):
+        return TrainState.create(task.init(key, example), tx, config.ema_decay)
+
+    return jax.jit(init, out_shardings=parallel.replicated(mesh))(key, example)
+
+
+def _check_resumable(checkpointer: Checkpointer, config: ConfigDict) -> None:
+    """Raises a ValueError if the latest checkpoint cannot continue as ``config`` says."""
+    latest = checkpointer.latest_step()
+    if latest is None:
+        return
+    if latest > config.num_steps:
+        raise ValueError(
+            f"The workdir holds a checkpoint at step {latest}, past num_steps={config.num_steps}. "
+            f"Set --config.num_steps={latest} or more, or use a new --workdir."
+        )
+    saved = checkpointer.restore_meta(latest)["config"]
+    current = config.to_dict()
+    for name in MODEL_KEYS:
+        if saved.get(name) != current.get(name):
+            raise ValueError(
+                f"The workdir holds a checkpoint (step {latest}) of a different model: "
+                f"{name}={saved.get(name)!r} there, {name}={current.get(name)!r} now. "
+                "Use a new --workdir for a different model, or the saved config to resume."
+            )
+
+
+def _eval_batches(config: ConfigDict, split: str, batch_size: int) -> Iterator[dict]:
+    """This process's padded batches of ``split`` (numpy, with a bool ``mask``)."""
+    return data.eval_batches(
+        config.dataset,
+        split,
+        batch_size=batch_size,
+        num_levels=config.num_levels,
+        binarize=config.binarize,
+        data_dir=config.data_dir,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+
+
+def _mean(rows: list[dict[str, jax.Array]]) -> dict[str, float]:
+    """Averages a list of scalar-metric dicts (one device transfer)."""
+    rows = jax.device_get(rows)
+    return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
+
+
+def _report(workdir: pathlib.Path, message: str) -> None:
+    """Prints ``message`` and where the run's outputs are (on process 0)."""
+    if jax.process_index() != 0:
+        return
+    print(
+        f"{message}\nMetrics: {workdir / 'metrics.jsonl'} (TensorBoard: tensorboard --logdir "
+        f"{workdir / 'tensorboard'})\nSamples: {workdir / 'samples'}\n"
+        f"Checkpoints: {workdir / 'checkpoints'}"
+    )

@@ -1,0 +1,103 @@
+"""Step factories: one ``jax.jit`` program per step, batch sharded, state replicated.
+
+``train_step(state, batch, key) -> (state, metrics)`` folds the step number
+into ``key`` inside the compiled program, so step ``t`` draws the same random
+numbers whether the run was interrupted or not.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from jaxgen import parallel
+from jaxgen.train.state import TrainState
+
+Batch = Mapping[str, jax.Array]
+Metrics = dict[str, jax.Array]
+LossFn = Callable[[Any, Batch, jax.Array], tuple[jax.Array, Metrics]]
+EvalFn = Callable[[Any, Batch, jax.Array], Metrics]
+StepFn = Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]
+
+
+def jit_train_step(step_fn: StepFn, mesh: Mesh) -> StepFn:
+    """Compiles a pure step: state replicated and donated, batch split over ``data``.
+
+    Args:
+      step_fn: pure ``(state, batch, key) -> (state, metrics)``.
+      mesh: the data mesh.
+
+    Returns:
+      The jitted step; its metrics come back replicated.
+    """
+    rep, split = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    return jax.jit(
+        step_fn,
+        in_shardings=(rep, split, rep),
+        out_shardings=(rep, rep),
+        donate_argnums=0,
+    )
+
+
+def make_train_step(
+    loss_fn: LossFn,
+    tx: optax.GradientTransformation,
+    mesh: Mesh,
+    *,
+    schedule: optax.Schedule | None = None,
+    ema_decay: float | None = None,
+) -> StepFn:
+    """The standard gradient step for models trained on one loss.
+
+    Args:
+      loss_fn: ``(params, batch, key) -> (scalar loss, metrics)``, the loss
+        averaged over the global batch; metrics are scalars.
+      tx: the optimizer.
+      mesh: the data mesh.
+      schedule: the learning-rate schedule, logged as ``learning_rate`` if given.
+      ema_decay: decay of the parameter EMA, None for no EMA.
+
+    Returns:
+      Jitted ``train_step(state, batch, key) -> (state, metrics)`` with metrics
+      ``loss``, ``grad_norm`` (before clipping), ``learning_rate`` and the loss's own.
+    """
+
+    def train_step(state: TrainState, batch: Batch, key: jax.Array):
+        key = jax.random.fold_in(key, state.step)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, metrics), grads = grad_fn(state.params, batch, key)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
+        if schedule is not None:
+            metrics["learning_rate"] = schedule(state.step)
+        return state.apply_gradients(grads, tx, ema_decay), metrics
+
+    return jit_train_step(train_step, mesh)
+
+
+def make_eval_step(
+    eval_fn: EvalFn, mesh: Mesh
+) -> Callable[[Any, Batch, jax.Array], dict[str, jax.Array]]:
+    """Jitted ``eval_step(params, batch, key) -> sums`` for exact averages over a split.
+
+    Args:
+      eval_fn: ``(params, batch, key) -> {name: float [B]}`` per-example metrics.
+      mesh: the data mesh.
+
+    Returns:
+      A function of (params, batch with a bool ``mask`` [B], key) returning,
+      for every metric, the sum over the examples where ``mask`` is True, and
+      ``num_examples``, the number of such examples. Padding never counts.
+    """
+
+    def eval_step(params: Any, batch: Batch, key: jax.Array) -> dict[str, jax.Array]:
+        mask = batch["mask"]
+        per_example = eval_fn(params, batch, key)
+        sums = {k: jnp.sum(jnp.where(mask, v, 0.0)) for k, v in per_example.items()}
+        sums["num_examples"] = jnp.sum(mask, dtype=jnp.int32)
+        return sums
+
+    rep, split = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    return jax.jit(eval_step, in_shardings=(rep, split, rep), out_shardings=rep)

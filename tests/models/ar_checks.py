@@ -1,0 +1,76 @@
+"""Checks shared by the autoregressive model tests: dependencies and a short fit."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxgen import losses
+
+
+def order(h: int, w: int, c: int) -> np.ndarray:
+    """Position of every sub-pixel in the generation order, int [H, W, C]."""
+    return np.arange(h * w * c).reshape(h, w, c)
+
+
+def dependency_matrix(model, params, x: jax.Array, labels: jax.Array | None = None) -> np.ndarray:
+    """changed[t_in, t_out]: does changing input sub-pixel t_in change logit t_out at all?
+
+    Every sub-pixel of the single image ``x`` [1, H, W, C] is changed by half the
+    level range in its own copy; all copies run in one batch with the original.
+    Outputs that do not depend on the changed input come out bit-identical
+    (masked weights contribute exact zeros), so any difference is a dependency.
+
+    Args:
+      model: maps int [B, H, W, C] (and labels [B], if given) to logits [B, H, W, C, L].
+      params: the model's variables.
+      x: int [1, H, W, C].
+      labels: int [1] class label, or None.
+
+    Returns:
+      bool [N, N] with N = H * W * C in raster-then-channel order.
+    """
+    _, h, w, c = x.shape
+    n = h * w * c
+    levels = model.num_levels
+    flat = x.reshape(1, n)
+    changed_inputs = flat.repeat(n, axis=0)
+    changed_inputs = changed_inputs.at[jnp.arange(n), jnp.arange(n)].set(
+        (flat[0] + levels // 2) % levels
+    )
+    batch = jnp.concatenate([flat, changed_inputs]).reshape(n + 1, h, w, c)
+    extra = () if labels is None else (jnp.repeat(labels, n + 1),)
+    logits = np.asarray(jax.jit(model.apply)(params, batch, *extra)).reshape(n + 1, n, -1)
+    return (logits[1:] != logits[:1]).any(axis=-1)
+
+
+def striped_batch(key: jax.Array, batch: int, size: int) -> jax.Array:
+    """Binary images whose rows all repeat a random first row: int [B, size, size, 1].
+
+    Only the first row is unpredictable, so a model that learns to copy the
+    pixel above can cut the NLL far below its starting value.
+    """
+    first_row = jax.random.bernoulli(key, 0.5, (batch, 1, size, 1)).astype(jnp.int32)
+    return jnp.repeat(first_row, size, axis=1)
+
+
+def fit(model, x: jax.Array, labels: jax.Array | None = None, steps: int = 30) -> list[float]:
+    """Mean NLL (nats per image) over a few Adam steps on the fixed batch ``x``."""
+    extra = () if labels is None else (labels,)
+    params = model.init(jax.random.key(0), x, *extra)
+    optimizer = optax.adam(1e-2)
+
+    def loss_fn(params, x, extra):
+        return losses.autoregressive_nll(model.apply(params, x, *extra), x).mean()
+
+    @jax.jit
+    def step(params, opt_state, x, extra):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, extra)
+        updates, opt_state = optimizer.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    opt_state, curve = optimizer.init(params), []
+    for _ in range(steps):
+        params, opt_state, loss = step(params, opt_state, x, extra)
+        curve.append(float(loss))
+    return curve

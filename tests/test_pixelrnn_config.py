@@ -1,0 +1,44 @@
+"""The PixelRNN experiment's config: variants combine, every variant builds its model."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from experiments.configs import pixelrnn
+from jaxgen.models import registry
+
+
+def test_default_is_the_papers_mnist_diagonal_bilstm():
+    c = pixelrnn.get_config()
+    assert c.model.to_dict() == {
+        "name": "pixelrnn",
+        "variant": "diagonal_bilstm",
+        "num_layers": 7,
+        "features": 16,
+        "head_features": 32,
+    }
+    assert (c.dataset, c.num_levels, c.batch_size) == ("binarized_mnist", 2, 16)
+
+
+@pytest.mark.parametrize(
+    "variants,variant,num_layers",
+    [
+        ("row_lstm", "row_lstm", 7),
+        ("diagonal_bilstm,tiny", "diagonal_bilstm", 1),
+        ("tiny,row_lstm", "row_lstm", 1),
+        ("row_lstm,cpu", "row_lstm", 3),
+    ],
+)
+def test_variants_combine(variants, variant, num_layers):
+    c = pixelrnn.get_config(variants)
+    assert (c.model.variant, c.model.num_layers) == (variant, num_layers)
+    model = registry.build_model(c.model, c.num_levels)
+    if "tiny" in variants:
+        assert c.num_steps < 100
+        params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1), jnp.int32))
+        assert model.apply(params, jnp.zeros((1, 28, 28, 1), jnp.int32)).shape[-1] == 2
+
+
+def test_unknown_variant_is_named():
+    with pytest.raises(ValueError, match="'colum_lstm'.*row_lstm"):
+        pixelrnn.get_config("colum_lstm")
