@@ -20,6 +20,10 @@ Pictures in ``samples/``: ``stepNNNNNNN_samples.png`` from one fixed noise batch
 pairs of fixed codes. ``checkpoints/`` holds the latest states (to resume);
 ``checkpoints_best/`` the variables with the lowest FID so far, with the FID in
 its metadata.
+
+The generic loop writes pictures only once training is done and has no
+per-evaluation hook for whole-sample metrics, so the task's step function runs
+the ``SampleEvaluator`` itself after every ``eval_every``-th update (and the last).
 """
 
 import functools
@@ -139,30 +143,138 @@ def interpolation_codes(model: gan.GAN, key: jax.Array, rows: int, steps: int) -
 
 def best_fid(workdir: pathlib.Path) -> float:
     """The FID of the best checkpoint in ``workdir``, or infinity if there is none."""
-    checkpointer = Checkpointer(workdir / BEST_DIR, keep=1)
-    latest = checkpointer.latest_step()
-    fid = np.inf if latest is None else checkpointer.restore_meta(latest)["fid"]
-    checkpointer.close()
-    return fid
+    with Checkpointer(workdir / BEST_DIR, keep=1) as checkpointer:
+        latest = checkpointer.latest_step()
+        return np.inf if latest is None else checkpointer.restore_meta(latest)["fid"]
 
 
-def make_task(config: ConfigDict) -> Task:
-    """The GAN task: k-step adversarial update, D's losses per example, samples and FID."""
+class SampleEvaluator:
+    """Pictures, FID, mode coverage and the best-FID checkpoint of a generator.
+
+    The feature network and the reference statistics are set up at the first
+    call (training the classifier once per data folder; see ``jaxgen.metrics``).
+
+    Args:
+      config: the experiment config.
+      model: the GAN.
+      workdir: the run's folder.
+    """
+
+    def __init__(self, config: ConfigDict, model: gan.GAN, workdir: pathlib.Path):
+        self.config, self.model, self.workdir = config, model, workdir
+        sample_key = keys.make_keys(config.seed).sample
+        self.sample_key = sample_key
+        # The pictures' fixed codes: a fold of the sample stream that the per-step
+        # keys, fold_in(sample, step), never reach.
+        fixed_key = jax.random.fold_in(sample_key, 2**31 - 1)
+        self.fixed_z = model.sample_latent(fixed_key, config.num_samples)
+        self.interp_z = interpolation_codes(
+            model,
+            jax.random.fold_in(fixed_key, 1),
+            config.interpolation_rows,
+            config.interpolation_steps,
+        )
+
+    @functools.cached_property
+    def _fid_setup(
+        self,
+    ) -> tuple[metrics.FeatureNetwork, tuple[np.ndarray, np.ndarray], float, int]:
+        """Feature network, reference statistics, FID of held-out test images, classes."""
+        fid = self.config.fid
+        name = fid.dataset or self.config.dataset
+        data_dir = data.prepare(name, data_dir=self.config.data_dir, raw_dir=self.config.raw_dir)
+        net = metrics.dataset_classifier(
+            name,
+            data_dir,
+            num_steps=fid.classifier_steps,
+            batch_size=fid.classifier_batch_size,
+            features=fid.classifier_features,
+            seed=fid.classifier_seed,
+        )
+        reference = metrics.gaussian_stats(
+            metrics.dataset_features(
+                net.features, name, fid.reference_split, data_dir, fid.reference_examples
+            )
+        )
+        info = data.dataset_info(name)
+        test = metrics.dataset_features(
+            net.features, name, info.test_split, data_dir, fid.num_samples
+        )
+        floor = metrics.frechet_distance(*metrics.gaussian_stats(test), *reference)
+        return net, reference, floor, info.num_classes
+
+    def sample_metrics(self, params: Any, key: jax.Array) -> dict[str, float]:
+        """FID and mode coverage of ``config.fid.num_samples`` fresh samples."""
+        net, reference, floor, num_classes = self._fid_setup
+        num_levels = self.config.num_levels
+        z = self.model.sample_latent(key, self.config.fid.num_samples)
+        samples = generate_levels(self.model, params, z, num_levels)
+        x = metrics.to_unit_range(samples, num_levels)
+        labels = np.concatenate(
+            [
+                np.asarray(net.predict(x[i : i + _GENERATE_BATCH]))
+                for i in range(0, len(x), _GENERATE_BATCH)
+            ]
+        )
+        return {
+            "fid": metrics.fid(net.features, samples, reference, num_levels),
+            "fid_num_samples": len(samples),
+            "fid_real_test": floor,
+            **metrics.mode_coverage(labels, num_classes),
+        }
+
+    def __call__(self, params: Any, step: int) -> dict[str, float]:
+        """Writes the pictures and the metrics row of ``step``; saves a new best checkpoint.
+
+        Args:
+          params: the GAN's variables (replicated or on one device).
+          step: generator updates done.
+
+        Returns:
+          The metrics row written.
+        """
+        params = jax.device_get(params)
+        num_levels = self.config.num_levels
+        row = self.sample_metrics(params, jax.random.fold_in(self.sample_key, step))
+        if row["fid"] < best_fid(self.workdir):
+            meta = {"fid": row["fid"], "step": step, "config": self.config.to_dict()}
+            best = TrainState(step=jnp.asarray(step, jnp.int32), params=params, opt_state={})
+            with Checkpointer(self.workdir / BEST_DIR, keep=1) as checkpointer:
+                checkpointer.save(best, meta)
+        with MetricsWriter(self.workdir) as writer:
+            row = writer.write(step, "eval", row)
+        if jax.process_index() == 0:
+            out = self.workdir / "samples"
+            grid = generate_levels(self.model, params, self.fixed_z, num_levels)
+            viz.save_image_grid(out / f"step{step:07d}_samples.png", grid, num_levels)
+            strip = generate_levels(self.model, params, self.interp_z, num_levels)
+            viz.save_image_grid(
+                out / f"step{step:07d}_interpolation.png",
+                strip,
+                num_levels,
+                num_cols=self.config.interpolation_steps,
+            )
+        return row
+
+
+def make_task(config: ConfigDict, workdir: pathlib.Path) -> Task:
+    """The GAN task: k-step adversarial update with per-evaluation sample metrics.
+
+    Args:
+      config: the experiment config.
+      workdir: the run's folder, for pictures, FID rows and the best checkpoint.
+
+    Returns:
+      The Task for ``train_and_evaluate``.
+    """
     check_config(config)
     model = make_model(config)
     g_tx, d_tx, schedule = make_optimizers(config)
     num_levels = config.num_levels
-    # The pictures' fixed codes: a fold of the sample stream that the loop's
-    # per-evaluation keys, fold_in(sample, step), never reach.
-    fixed_key = jax.random.fold_in(keys.make_keys(config.seed).sample, 2**31 - 1)
-    fixed_z = model.sample_latent(fixed_key, config.num_samples)
-    interp_z = interpolation_codes(
-        model,
-        jax.random.fold_in(fixed_key, 1),
-        config.interpolation_rows,
-        config.interpolation_steps,
+    evaluator = SampleEvaluator(config, model, workdir)
+    per_example_d = jax.vmap(
+        lambda real, fake: losses.gan_discriminator_loss(real[None], fake[None])
     )
-    per_example = jax.vmap(lambda real, fake: losses.gan_discriminator_loss(real[None], fake[None]))
     per_example_g = jax.vmap(
         lambda fake: losses.gan_generator_loss(fake[None], config.generator_loss)
     )
@@ -173,112 +285,47 @@ def make_task(config: ConfigDict) -> Task:
 
     def make_train_step(tx, schedule, mesh):
         del tx, schedule  # the players' own optimizers are g_tx and d_tx
-        step = gan.make_train_step(
-            model,
-            g_tx,
-            d_tx,
-            k=config.k,
-            generator_loss=config.generator_loss,
-            num_levels=num_levels,
-            ema_decay=config.ema_decay,
+        jitted = jit_train_step(
+            gan.make_train_step(
+                model,
+                g_tx,
+                d_tx,
+                k=config.k,
+                generator_loss=config.generator_loss,
+                num_levels=num_levels,
+                ema_decay=config.ema_decay,
+            ),
+            mesh,
         )
-        return jit_train_step(step, mesh)
+        done = None  # updates done; read from the state once, then counted on the host
+
+        def train_step(state, batch, key):
+            nonlocal done
+            if done is None:
+                done = int(jax.device_get(state.step))
+            state, metrics = jitted(state, batch, key)
+            done += 1
+            if done % config.eval_every == 0 or done == config.num_steps:
+                evaluator(state.eval_params, done)
+            return state, metrics
+
+        return train_step
 
     def eval_fn(params, batch, key):
         x = to_signed(batch["image"], num_levels)
         real = model.discriminate(params, x)
         fake = model.discriminate(params, model.generate(params, model.sample_latent(key, len(x))))
         return {
-            "d_loss": per_example(real, fake),
+            "d_loss": per_example_d(real, fake),
             "g_loss": per_example_g(fake),
             "d_real": jax.nn.sigmoid(real),
             "d_fake": jax.nn.sigmoid(fake),
         }
 
-    @functools.cache
-    def fid_setup() -> tuple[metrics.FeatureNetwork, tuple[np.ndarray, np.ndarray], float, int]:
-        """Feature network, reference statistics, FID of held-out test images, classes."""
-        name = config.fid.dataset or config.dataset
-        data_dir = data.prepare(name, data_dir=config.data_dir, raw_dir=config.raw_dir)
-        net = metrics.dataset_classifier(
-            name,
-            data_dir,
-            num_steps=config.fid.classifier_steps,
-            batch_size=config.fid.classifier_batch_size,
-            features=config.fid.classifier_features,
-            seed=config.fid.classifier_seed,
-        )
-        reference = metrics.gaussian_stats(
-            metrics.dataset_features(
-                net.features,
-                name,
-                config.fid.reference_split,
-                data_dir,
-                config.fid.reference_examples,
-            )
-        )
-        info = data.dataset_info(name)
-        test = metrics.dataset_features(
-            net.features, name, info.test_split, data_dir, config.fid.num_samples
-        )
-        floor = metrics.frechet_distance(*metrics.gaussian_stats(test), *reference)
-        return net, reference, floor, info.num_classes
-
-    @functools.cache
-    def writer(workdir: pathlib.Path) -> MetricsWriter:
-        return MetricsWriter(workdir)
-
-    def sample_metrics(params, key) -> dict[str, float]:
-        """FID and mode coverage of ``config.fid.num_samples`` fresh samples."""
-        net, reference, floor, num_classes = fid_setup()
-        z = model.sample_latent(key, config.fid.num_samples)
-        samples = generate_levels(model, params, z, num_levels)
-        fid = metrics.fid(net.features, samples, reference, num_levels)
-        x = metrics.to_unit_range(samples, num_levels)
-        labels = np.concatenate(
-            [
-                np.asarray(net.predict(x[i : i + _GENERATE_BATCH]))
-                for i in range(0, len(x), _GENERATE_BATCH)
-            ]
-        )
-        return {
-            "fid": fid,
-            "fid_num_samples": len(samples),
-            "fid_real_test": floor,
-            **metrics.mode_coverage(labels, num_classes),
-        }
-
-    def write_samples(params, key, workdir, step, examples) -> list[pathlib.Path]:
-        del examples  # a GAN has nothing to complete or reconstruct
-        workdir = pathlib.Path(workdir)
-        params = jax.device_get(params)
-        grid = generate_levels(model, params, fixed_z, num_levels)
-        strip = generate_levels(model, params, interp_z, num_levels)
-        row = sample_metrics(params, key)
-        if row["fid"] < best_fid(workdir):
-            checkpointer = Checkpointer(workdir / BEST_DIR, keep=1)
-            best = TrainState(step=jnp.asarray(step, jnp.int32), params=params, opt_state={})
-            checkpointer.save(best, {"fid": row["fid"], "step": step, "config": config.to_dict()})
-            checkpointer.close()
-        writer(workdir).write(step, "eval", row)
-        if jax.process_index() != 0:
-            return []
-        out = workdir / "samples"
-        return [
-            viz.save_image_grid(out / f"step{step:07d}_samples.png", grid, num_levels),
-            viz.save_image_grid(
-                out / f"step{step:07d}_interpolation.png",
-                strip,
-                num_levels,
-                num_cols=config.interpolation_steps,
-            ),
-        ]
-
     return Task(
         init=init,
         loss_fn=None,  # unused: the GAN has its own train step
         eval_fn=eval_fn,
-        write_samples=write_samples,
         make_optimizer=lambda config: (gan.optimizer(g_tx, d_tx), schedule),
         make_train_step=make_train_step,
     )
@@ -286,7 +333,7 @@ def make_task(config: ConfigDict) -> Task:
 
 def run(config: ConfigDict, workdir: pathlib.Path) -> None:
     """Trains and evaluates the GAN in ``workdir`` and prints the best FID."""
-    train_and_evaluate(make_task(config), config, workdir)
+    train_and_evaluate(make_task(config, workdir), config, workdir)
     if jax.process_index() == 0:
         print(f"Best FID {best_fid(workdir):.3f} (checkpoint in {workdir / BEST_DIR}).")
 

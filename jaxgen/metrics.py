@@ -245,8 +245,9 @@ def mode_coverage(labels: np.ndarray, num_classes: int) -> dict[str, float]:
 class Classifier(nn.Module):
     """Small CNN classifier whose last hidden layer serves as the FID feature layer.
 
-    conv 3x3 (32) -> conv 3x3 stride 2 (64) -> conv 3x3 stride 2 (64), ReLUs,
-    -> dense ``features`` + ReLU (the feature layer) -> dense ``num_classes``.
+    conv 5x5 stride 2 (32) -> conv 5x5 stride 2 (64), ReLUs, -> dense
+    ``features`` + ReLU (the feature layer) -> dense ``num_classes``. About 3M
+    multiply-adds per 28 x 28 image, so it trains in a minute or two on a CPU.
 
     Attributes:
       num_classes: K.
@@ -266,9 +267,8 @@ class Classifier(nn.Module):
         Returns:
           (logits float [B, K], features float [B, D]).
         """
-        y = nn.relu(nn.Conv(32, (3, 3))(x))
-        y = nn.relu(nn.Conv(64, (3, 3), (2, 2))(y))
-        y = nn.relu(nn.Conv(64, (3, 3), (2, 2))(y))
+        y = nn.relu(nn.Conv(32, (5, 5), (2, 2))(x))
+        y = nn.relu(nn.Conv(64, (5, 5), (2, 2))(y))
         h = nn.relu(nn.Dense(self.features)(y.reshape(y.shape[0], -1)))
         return nn.Dense(self.num_classes)(h), h
 
@@ -415,7 +415,7 @@ def dataset_classifier(
         process_index=0,
         process_count=1,
     )
-    name = f"{dataset}_d{features}_steps{num_steps}_bs{batch_size}_seed{seed}.msgpack"
+    name = f"{dataset}_cnn2_d{features}_steps{num_steps}_bs{batch_size}_seed{seed}.msgpack"
     return load_or_train_classifier(
         pathlib.Path(data_dir) / "jaxgen_classifiers" / name,
         Classifier(num_classes=info.num_classes, features=features),

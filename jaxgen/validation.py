@@ -29,8 +29,12 @@ def check_images(x: jax.Array | np.ndarray, num_levels: int, name: str = "x") ->
             f"{name} must hold integer intensity levels in [0, {num_levels}), got dtype "
             f"{x.dtype}. Quantize first, e.g. (x * {num_levels - 1}).round().astype(int)."
         )
-    if not isinstance(x, jax.core.Tracer) and x.size:
-        lo, hi = int(np.min(x)), int(np.max(x))
+    try:
+        values = np.asarray(x)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return  # traced under jit: no values to check
+    if values.size:
+        lo, hi = int(values.min()), int(values.max())
         if lo < 0 or hi >= num_levels:
             raise ValueError(
                 f"{name} has values in [{lo}, {hi}] but the model has num_levels={num_levels}: "
