@@ -5,8 +5,8 @@
 ``metrics.jsonl`` rows:
   train  ``d_loss``, ``g_loss``, ``d_real`` = D(x), ``d_fake`` = D(G(z)) of the
          train step (``loss`` = ``d_loss``).
-  eval   the same per example on the held-out split, with BatchNorm running
-         averages; then a second row at the same step with ``fid`` (generated
+  eval   two rows per evaluation: the same per example on the held-out split,
+         with BatchNorm running averages; and a row with ``fid`` (generated
          samples vs the reference split, ``fid_num_samples`` of them),
          ``fid_real_test`` (the held-out test images vs the same reference: the
          floor a perfect generator would reach at that N), and the mode coverage

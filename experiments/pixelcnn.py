@@ -14,20 +14,16 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from experiments import cli
-from jaxgen import data, losses, models, sampling, viz
+from jaxgen import data, losses, sampling, viz
+from jaxgen.models import registry
 from jaxgen.train import Task, train_and_evaluate
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "pixelcnn.py"
-MODELS = {"pixelcnn": models.PixelCNN}
 
 
 def make_model(config: ConfigDict) -> nn.Module:
     """The autoregressive model named by ``config.model.name``, with its sizes."""
-    kwargs = config.model.to_dict()
-    name = kwargs.pop("name")
-    if name not in MODELS:
-        raise ValueError(f"model.name={name!r} must be one of {', '.join(MODELS)}.")
-    return MODELS[name](num_levels=config.num_levels, **kwargs)
+    return registry.build_model(config.model.to_dict(), config.num_levels)
 
 
 def make_task(config: ConfigDict) -> Task:
@@ -57,11 +53,15 @@ def make_task(config: ConfigDict) -> Task:
         params = jax.device_get(params)  # sample on one device
         sample_key, complete_key = jax.random.split(key)
         shape = (config.num_samples, *image_shape)
-        samples = sampling.autoregressive_sample(model, params, sample_key, shape)
+        samples = sampling.autoregressive_sample(
+            model, params, sample_key, shape, method=config.sample_method
+        )
         images = examples["image"]
         known = np.zeros(images.shape[:3], bool)
         known[:, : image_shape[0] // 2] = True  # the top half is given
-        completions = sampling.complete(model, params, complete_key, images, known)
+        completions = sampling.complete(
+            model, params, complete_key, images, known, method=config.sample_method
+        )
         if jax.process_index() != 0:
             return []
         out = pathlib.Path(workdir) / "samples"

@@ -15,6 +15,10 @@ in ``j`` again, so a resumed run draws what an uninterrupted run would.
 BatchNorm statistics (``batch_stats``) are updated inside the step from batch
 statistics over the whole global batch: under ``jax.jit`` with a batch-sharded
 input XLA reduces over every device, so 1 and N devices compute the same update.
+G's running averages follow all its k + 1 train-mode passes; D's follow its
+passes on real and on generated batches in its own k updates (not the pass
+inside the generator update). D sees real and generated images in separate
+batches, as in the DCGAN code.
 """
 
 import dataclasses

@@ -57,7 +57,7 @@ def test_tiny_run_writes_grids_fid_and_best_checkpoint_then_resumes(tmp_path, ra
     best = [int(p.name) for p in (workdir / "checkpoints_best").iterdir() if p.name.isdigit()]
     assert best == [min(fids, key=lambda r: r["fid"])["step"]]
     assert (workdir / "checkpoints" / "20").is_dir()
-    assert list((tmp_path / "tfds" / "jaxgen_classifiers").glob("mnist_cnn2_d16_*.msgpack"))
+    assert list((tmp_path / "tfds" / "jaxgen_classifiers").glob("mnist_classifier_d16_*.msgpack"))
 
     again = _run(["--workdir", str(workdir), CONFIG, "--config.k=2"], tmp_path, raw_dir)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -265,7 +265,7 @@ def _check_resumable(checkpointer: Checkpointer, config: ConfigDict) -> None:
             f"Set --config.num_steps={latest} or more, or use a new --workdir."
         )
     saved = checkpointer.restore_meta(latest)["config"]
-    current = config.to_dict()
+    current = json.loads(config.to_json())  # as saved: tuples become lists
     for name in MODEL_KEYS:
         if saved.get(name) != current.get(name):
             raise ValueError(
