@@ -1,18 +1,18 @@
 """Speed of training and sampling, measured in one run so ratios are comparable.
 
-    python -m experiments.benchmark [--sizes=tiny,cpu,paper] [--out=FILE.json]
+    python -m experiments.benchmark [--only=train|sampling] [--out=FILE.json]
 
-For every PixelCNN size of ``experiments/configs/pixelcnn.py`` (``tiny``, ``cpu``
-and the paper's default) it reports, on 28x28 binary images:
+Training: for each model config below, on 28x28 binary images (the config's
+batch size, random binary batches, the real ``make_train_step``), the compile
+time of the jitted step and its throughput in images per second (median of 3
+timed windows after a warm-up).
 
-* compile time of the jitted train step (lowering + XLA compile, seconds);
-* train-step throughput in images per second (the real ``make_train_step``, the
-  config's batch size, random binary batches; the median of several timed
-  windows after a warm-up);
-* sampling time per image for every sampling method the model supports, at
-  batch 1 and 16.
+Sampling: for each case below, compile time and seconds per call of
+``sampling.autoregressive_sample`` for the naive and the cached method with the
+same key (the fastest of a few calls), the speed-up, and whether both methods
+drew identical samples.
 
-Results go to stdout as one JSON line per size and, with ``--out``, to a JSON file.
+Results go to stdout as one JSON line per case and, with ``--out``, to a JSON file.
 """
 
 import argparse
@@ -26,26 +26,33 @@ import numpy as np
 
 from experiments import pixelcnn
 from experiments.configs import pixelcnn as pixelcnn_config
-from jaxgen import parallel, sampling
+from experiments.configs import pixelrnn as pixelrnn_config
+from jaxgen import parallel, timing
 from jaxgen.train import TrainState, make_optimizer, make_train_step
 
 IMAGE_SHAPE = (28, 28, 1)
-SIZES = {"tiny": "tiny", "cpu": "cpu", "paper": ""}
-METHODS = ("naive", "cached")
-
-
-def _time(fn, repeats: int) -> float:
-    """Median wall-clock seconds of ``fn()`` (which must block until done)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+# name -> the experiment config whose model and batch size are measured.
+TRAIN_CASES = {
+    "pixelcnn_tiny": lambda: pixelcnn_config.get_config("tiny"),
+    "pixelcnn_cpu": lambda: pixelcnn_config.get_config("cpu"),
+    "pixelcnn_paper": lambda: pixelcnn_config.get_config(""),
+    "gated_cpu": lambda: pixelcnn_config.get_config("gated,cpu"),
+    "row_lstm_cpu": lambda: pixelrnn_config.get_config("row_lstm,cpu"),
+    "diagonal_bilstm_cpu": lambda: pixelrnn_config.get_config("diagonal_bilstm,cpu"),
+}
+# name -> (config, num_levels, sample shape, methods).
+SAMPLING_CASES = {
+    "pixelcnn_cpu_28x28_b1": ("pixelcnn_cpu", 2, (1, 28, 28, 1), ("naive", "cached")),
+    "pixelcnn_cpu_28x28_b16": ("pixelcnn_cpu", 2, (16, 28, 28, 1), ("naive", "cached")),
+    "pixelcnn_tiny_32x32x3_b16": ("pixelcnn_tiny", 256, (16, 32, 32, 3), ("naive", "cached")),
+    "gated_cpu_28x28_b16": ("gated_cpu", 2, (16, 28, 28, 1), ("naive", "cached")),
+    "row_lstm_cpu_28x28_b16": ("row_lstm_cpu", 2, (16, 28, 28, 1), ("naive", "cached")),
+    "diagonal_bilstm_cpu_28x28_b16": ("diagonal_bilstm_cpu", 2, (16, 28, 28, 1), ("cached",)),
+}
 
 
 def bench_train(config, steps: int) -> dict:
-    """Compile time and images/s of the PixelCNN train step for one config."""
+    """Compile time and images/s of the train step of one experiment config."""
     task = pixelcnn.make_task(config)
     mesh = parallel.make_mesh()
     tx, schedule = make_optimizer(config)
@@ -64,61 +71,60 @@ def bench_train(config, steps: int) -> dict:
     compiled = train_step.lower(state, batch, key).compile()
     compile_s = time.perf_counter() - start
 
-    def run_steps():
+    def window() -> float:
         nonlocal state
+        start = time.perf_counter()
         for _ in range(steps):
             state, metrics = compiled(state, batch, key)
         jax.block_until_ready(metrics["loss"])
+        return time.perf_counter() - start
 
-    run_steps()  # warm-up
-    seconds = _time(run_steps, repeats=3)
-    num_params = sum(x.size for x in jax.tree.leaves(params))
+    window()  # warm-up
+    seconds = statistics.median(window() for _ in range(3))
     return {
-        "params": int(num_params),
+        "model": config.model.to_dict(),
+        "params": int(sum(x.size for x in jax.tree.leaves(params))),
         "batch_size": config.batch_size,
-        "compile_s": compile_s,
-        "train_images_per_s": steps * config.batch_size / seconds,
+        "compile_s": round(compile_s, 2),
+        "train_images_per_s": round(steps * config.batch_size / seconds, 1),
     }
 
 
-def bench_sampling(config, batch_size: int) -> dict:
-    """Seconds per image of every available sampling method (compile excluded)."""
+def bench_sampling(config, num_levels: int, shape, methods) -> dict:
+    """Naive vs cached sampling of one model at one shape, with the same key."""
+    config.num_levels = num_levels
     model = pixelcnn.make_model(config)
-    params = model.init(jax.random.key(0), jnp.zeros((1, *IMAGE_SHAPE), jnp.int32))
-    shape = (batch_size, *IMAGE_SHAPE)
-    out = {}
-    for method in METHODS:
-        try:
-            sample = lambda m=method: jax.block_until_ready(  # noqa: E731
-                sampling.autoregressive_sample(model, params, jax.random.key(2), shape, method=m)
-            )
-            sample()  # compile
-        except ValueError as e:
-            out[method] = f"n/a ({e})"
-            continue
-        out[f"{method}_s_per_image"] = _time(sample, repeats=2) / batch_size
-    return out
+    params = model.init(jax.random.key(0), jnp.zeros((1, *shape[1:]), jnp.int32))
+    timings = timing.time_sampling(model, params, shape, methods, repeats={"cached": 3})
+    row = {"model": config.model.to_dict(), "num_levels": num_levels, "shape": shape}
+    for method, t in timings.items():
+        row[f"{method}_compile_s"] = round(t.compile_s, 2)
+        row[f"{method}_s"] = round(t.sample_s, 4)
+    if len(timings) == 2:
+        row["speedup"] = round(timings["naive"].sample_s / timings["cached"].sample_s, 1)
+        row["same_samples"] = bool(
+            np.array_equal(timings["naive"].samples, timings["cached"].samples)
+        )
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="tiny,cpu,paper", help="comma-separated sizes")
-    parser.add_argument("--train_steps", type=int, default=10, help="steps per timed window")
-    parser.add_argument("--sample_batches", default="1,16", help="comma-separated batch sizes")
+    parser.add_argument("--only", choices=("train", "sampling"), default=None)
+    parser.add_argument("--train_steps", type=int, default=5, help="steps per timed window")
     parser.add_argument("--out", default=None, help="write the results to this JSON file")
     args = parser.parse_args()
 
-    results = {"device": str(jax.devices()[0].device_kind), "num_devices": jax.device_count()}
-    for size in args.sizes.split(","):
-        if size not in SIZES:
-            parser.error(f"--sizes: unknown size {size!r}; choose from {', '.join(SIZES)}.")
-        config = pixelcnn_config.get_config(SIZES[size])
-        row = {"model": config.model.to_dict(), **bench_train(config, args.train_steps)}
-        for b in map(int, args.sample_batches.split(",")):
-            row[f"sampling_batch{b}"] = bench_sampling(config, b)
-        results[size] = row
-        print(json.dumps({size: row}), flush=True)
-
+    results = {"device": jax.devices()[0].device_kind, "num_devices": jax.device_count()}
+    if args.only in (None, "train"):
+        for name, make_config in TRAIN_CASES.items():
+            results[f"train/{name}"] = bench_train(make_config(), args.train_steps)
+            print(json.dumps({f"train/{name}": results[f"train/{name}"]}), flush=True)
+    if args.only in (None, "sampling"):
+        for name, (config_name, levels, shape, methods) in SAMPLING_CASES.items():
+            row = bench_sampling(TRAIN_CASES[config_name](), levels, shape, methods)
+            results[f"sampling/{name}"] = row
+            print(json.dumps({f"sampling/{name}": row}), flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
