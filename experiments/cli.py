@@ -1,24 +1,42 @@
 """Command-line plumbing shared by the experiments.
 
     python -m experiments.<name> --workdir DIR [--config=PATH[:VARIANT,...]] [--config.KEY=V ...]
+        [--distributed | --coordinator_address=HOST:PORT --num_processes=N --process_id=I]
 
 Known user errors (unknown or mistyped config keys, bad values, missing or
 corrupt data, an unwritable workdir, a workdir holding another model's
-checkpoint) end with a one-paragraph message on stderr and exit code 2.
+checkpoint) end with a one-paragraph message on stderr and exit code 2. Only
+errors we raise ourselves count: a ``ValueError`` raised inside a library (a
+bug) keeps its traceback. A diverged run (``TrainingDiverged``) exits with
+code 1 and a message; SIGTERM/SIGINT save a checkpoint and exit with 128 +
+the signal number (143, 130), so schedulers see an unfinished run to requeue.
 Set ``JAXGEN_TRACEBACK=1`` to get the full traceback instead.
+
+Multi-process runs: ``--distributed`` joins a run whose processes JAX detects
+(TPU pod slices, SLURM, Open MPI, Kubernetes); the three explicit flags name
+them on any other cluster. See ``docs/scaling.md``.
 """
 
+import linecache
 import os
 import pathlib
 import re
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from absl import flags
 from ml_collections import ConfigDict, config_flags
 
+from jaxgen import parallel
+from jaxgen.data import DatasetError
+from jaxgen.train import Preempted, TrainingDiverged
+
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+_OUR_CODE = (_REPO / "jaxgen", _REPO / "experiments")
 
 
 class UsageError(Exception):
@@ -39,19 +57,47 @@ def main(
     """
     argv = list(sys.argv if argv is None else argv)
     try:
-        config, workdir = parse_flags(argv, default_config)
+        config, workdir, distributed = parse_flags(argv, default_config)
+        if distributed is not None:
+            parallel.initialize_distributed(**distributed)
         check_workdir(workdir)
         run(config, workdir)
-    except (UsageError, ValueError, OSError) as e:
-        if os.environ.get("JAXGEN_TRACEBACK"):
+    except Preempted as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(128 + (e.signum or 15))  # 15: SIGTERM, what a preemption notice stands for
+    except Exception as e:
+        if os.environ.get("JAXGEN_TRACEBACK") or not is_user_error(e):
             raise
-        _exit(str(e))
+        _exit(str(e), EXIT_FAILURE if isinstance(e, TrainingDiverged) else EXIT_USAGE)
+
+
+def is_user_error(error: Exception) -> bool:
+    """Whether ``error`` is one whose message alone tells the user what to fix.
+
+    Our own errors (``UsageError``, ``DatasetError``, ``TrainingDiverged``), an
+    ``OSError`` (a file, a permission, the disk) and a ``ValueError`` raised by a
+    ``raise`` statement in ``jaxgen/`` or ``experiments/`` (our validation) are;
+    any other error, such as a ``ValueError`` from inside JAX, is a bug to show
+    with its traceback.
+    """
+    if isinstance(error, UsageError | DatasetError | TrainingDiverged | OSError):
+        return True
+    if not isinstance(error, ValueError):
+        return False
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    path = pathlib.Path(frame.filename).resolve()
+    ours = any(path.is_relative_to(folder) for folder in _OUR_CODE)
+    return ours and linecache.getline(frame.filename, frame.lineno).strip().startswith("raise")
 
 
 def parse_flags(
     argv: Sequence[str], default_config: str | pathlib.Path
-) -> tuple[ConfigDict, pathlib.Path]:
-    """The config (with variants and overrides applied) and the workdir from ``argv``.
+) -> tuple[ConfigDict, pathlib.Path, dict[str, Any] | None]:
+    """The config, the workdir and the multi-process arguments from ``argv``.
+
+    Returns:
+      (config with variants and overrides applied, workdir, keyword arguments
+      of ``parallel.initialize_distributed`` or None for a one-process run).
 
     Raises:
       UsageError: a flag, a config key or a value is wrong.
@@ -59,6 +105,17 @@ def parse_flags(
     flag_values = flags.FlagValues()
     flags.DEFINE_string("workdir", None, "Output folder; rerun to resume.", flag_values=flag_values)
     flags.mark_flag_as_required("workdir", flag_values=flag_values)
+    flags.DEFINE_bool(
+        "distributed",
+        False,
+        "Join a multi-process run whose processes JAX detects (TPU pod, SLURM, MPI, Kubernetes).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "coordinator_address", None, "host:port of process 0.", flag_values=flag_values
+    )
+    flags.DEFINE_integer("num_processes", None, "Processes in the run.", flag_values=flag_values)
+    flags.DEFINE_integer("process_id", None, "This process's index.", flag_values=flag_values)
     try:
         config_flags.DEFINE_config_file(
             "config",
@@ -74,7 +131,13 @@ def parse_flags(
         raise UsageError(_unknown_key_message(e, argv, default_config)) from None
     except flags.Error as e:
         raise UsageError(f"{_last_error_line(str(e))}. {_usage(default_config)}") from None
-    return config, pathlib.Path(flag_values.workdir)
+    distributed = {
+        name: flag_values[name].value
+        for name in ("coordinator_address", "num_processes", "process_id")
+    }
+    if not flag_values.distributed and set(distributed.values()) == {None}:
+        distributed = None
+    return config, pathlib.Path(flag_values.workdir), distributed
 
 
 def check_workdir(workdir: pathlib.Path) -> None:
@@ -133,8 +196,8 @@ def _usage(default_config: str | pathlib.Path) -> str:
     )
 
 
-def _exit(message: str) -> NoReturn:
-    """Prints ``message`` as one paragraph on stderr and exits with code 2."""
+def _exit(message: str, code: int) -> NoReturn:
+    """Prints ``message`` as one paragraph on stderr and exits with ``code``."""
     paragraph = " ".join(message.split())
     print(f"Error: {paragraph}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    sys.exit(code)

@@ -2,7 +2,8 @@
 
 The same code runs on one CPU, on simulated devices
 (``XLA_FLAGS=--xla_force_host_platform_device_count=8``) and on many hosts, where
-each process holds its slice of the global batch.
+each process holds its slice of the global batch. Several processes (hosts)
+join one run through ``initialize_distributed`` before any other JAX call.
 """
 
 from typing import Any
@@ -12,6 +13,41 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+
+
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> None:
+    """Joins this process to a multi-process run with ``jax.distributed.initialize``.
+
+    Call it once, before any other JAX call. Arguments left None are detected
+    from the environment by JAX (TPU pod slices, SLURM, Open MPI, Kubernetes,
+    ...); on a plain machine give all three.
+
+    Args:
+      coordinator_address: ``host:port`` of process 0, reachable by every process.
+      num_processes: the number of processes in the run.
+      process_id: this process's index, in [0, num_processes).
+
+    Raises:
+      ValueError: a bad argument, or some are missing and JAX cannot detect them.
+    """
+    if num_processes is not None and num_processes < 1:
+        raise ValueError(f"--num_processes={num_processes} must be at least 1.")
+    if None not in (num_processes, process_id) and not 0 <= process_id < num_processes:
+        raise ValueError(
+            f"--process_id={process_id} must be in [0, --num_processes={num_processes})."
+        )
+    try:
+        jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    except ValueError as e:
+        raise ValueError(
+            f"Cannot start the multi-process run: {e} Give --coordinator_address=HOST:PORT, "
+            "--num_processes and --process_id, or run where JAX detects them (a TPU pod "
+            "slice, SLURM, Open MPI, Kubernetes) with --distributed."
+        ) from None
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:

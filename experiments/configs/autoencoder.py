@@ -52,6 +52,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.eval_max_examples = config_dict.placeholder(int)  # None: the full split
     c.checkpoint_every = 5000
     c.keep_checkpoints = 3
+    c.max_nonfinite_steps = 10  # skipped non-finite updates in a row before the run stops
     c.num_samples = 16  # test images shown in the reconstruction/interpolation pictures
     c.interpolation_steps = 8
 

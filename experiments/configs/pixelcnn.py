@@ -50,6 +50,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.eval_max_examples = config_dict.placeholder(int)  # None: the full split
     c.checkpoint_every = 10_000
     c.keep_checkpoints = 3
+    c.max_nonfinite_steps = 10  # skipped non-finite updates in a row before the run stops
     c.num_samples = 16
     c.sample_method = "cached"  # or "naive": the same samples, one full pass per sub-pixel
 

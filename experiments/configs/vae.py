@@ -62,6 +62,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.eval_max_examples = 1000  # validation during training; the test split is always full
     c.checkpoint_every = 25_000
     c.keep_checkpoints = 3
+    c.max_nonfinite_steps = 10  # skipped non-finite updates in a row before the run stops
     c.num_samples = 64  # prior samples and test images in the pictures
     c.manifold_size = 20  # n x n grid of the latent manifold (dimensions 0 and 1 of z)
     c.edit_dim = 0  # dimension of z varied in the latent-editing picture

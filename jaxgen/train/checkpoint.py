@@ -2,14 +2,23 @@
 
 Each checkpoint holds two items: ``state`` (the TrainState pytree) and
 ``meta`` (JSON: the config of the run that wrote it, to refuse resuming a
-different model).
+different model). A save is written to a temporary folder and renamed when
+complete, so a process killed while saving leaves only a temporary folder,
+which is ignored and removed when the checkpoints are opened again. All
+processes of a multi-process run save and restore together (each writes its
+own shards; the params are replicated, so process 0 writes them).
 """
 
 import pathlib
+import shutil
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
+
+# Orbax writes a checkpoint under ``<step>.orbax-checkpoint-tmp...`` and renames it when complete.
+_TMP_MARK = ".orbax-checkpoint-tmp"
 
 
 class Checkpointer:
@@ -23,8 +32,10 @@ class Checkpointer:
     def __init__(self, directory: str | pathlib.Path, keep: int):
         if keep < 1:
             raise ValueError(f"keep_checkpoints={keep} must be at least 1.")
+        directory = pathlib.Path(directory).absolute()
+        _remove_half_written(directory)
         self._manager = ocp.CheckpointManager(
-            pathlib.Path(directory).absolute(),
+            directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
             item_names=("state", "meta"),
         )
@@ -79,3 +90,13 @@ class Checkpointer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _remove_half_written(directory: pathlib.Path) -> None:
+    """Deletes checkpoints a killed run left half-written (process 0; the others wait)."""
+    if jax.process_index() == 0 and directory.is_dir():
+        for path in directory.iterdir():
+            if _TMP_MARK in path.name:
+                shutil.rmtree(path, ignore_errors=True)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("jaxgen_checkpoint_cleanup")

@@ -11,6 +11,14 @@ data, keys, sharding, optimizer, checkpoints, evaluation, logging.
 
 Resuming from the latest checkpoint therefore replays exactly the batches and
 random numbers of an uninterrupted run.
+
+Failures: a step with a non-finite loss or gradient is skipped inside the
+compiled step (``guard``); ``max_nonfinite_steps`` such steps in a row (checked
+when metrics are logged and before every checkpoint) raise ``TrainingDiverged``.
+SIGTERM or SIGINT saves a checkpoint at the current step and raises
+``Preempted`` (``preemption``). A run killed outright resumes from the latest
+complete checkpoint: Orbax commits a checkpoint atomically and removes
+half-written ones.
 """
 
 import dataclasses
@@ -29,11 +37,16 @@ from ml_collections import ConfigDict
 from jaxgen import data, keys, parallel
 from jaxgen.train import optim, step
 from jaxgen.train.checkpoint import Checkpointer
+from jaxgen.train.guard import METRIC as NONFINITE_METRIC
+from jaxgen.train.guard import NonFiniteStreak
 from jaxgen.train.logging import MetricsWriter, progress_bar
+from jaxgen.train.preemption import Preempted, PreemptionWatcher
 from jaxgen.train.state import TrainState
 
 # Config keys that must match a checkpoint for it to be resumed.
 MODEL_KEYS = ("model", "dataset", "num_levels")
+# Consecutive skipped (non-finite) steps tolerated when the config has no ``max_nonfinite_steps``.
+DEFAULT_MAX_NONFINITE_STEPS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +91,10 @@ def check_config(config: ConfigDict) -> None:
             raise ValueError(f"{name}={config[name]} must be a positive integer.")
     if config.num_steps < 0:
         raise ValueError(f"num_steps={config.num_steps} must be non-negative.")
+    if _max_nonfinite_steps(config) < 1:
+        raise ValueError(
+            f"max_nonfinite_steps={_max_nonfinite_steps(config)} must be a positive integer."
+        )
     if config.ema_decay is not None and not 0.0 < config.ema_decay < 1.0:
         raise ValueError(f"ema_decay={config.ema_decay} must be in (0, 1), or None for no EMA.")
     if config.eval_max_examples is not None and config.eval_max_examples < 1:
@@ -149,6 +166,8 @@ def train_and_evaluate(
       ValueError: a bad config value, or ``workdir`` holds a checkpoint of a
         different model.
       jaxgen.data.DatasetError: the dataset cannot be prepared.
+      TrainingDiverged: ``max_nonfinite_steps`` steps in a row were non-finite.
+      Preempted: SIGTERM/SIGINT arrived; a checkpoint at the current step was saved.
     """
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -188,20 +207,23 @@ def train_and_evaluate(
         else:
             train_step = task.make_train_step(tx, schedule, mesh)
         eval_step = step.make_eval_step(task.eval_fn, mesh)
-        with MetricsWriter(workdir) as writer:
+        with MetricsWriter(workdir) as writer, PreemptionWatcher() as watcher:
             start = int(jax.device_get(state.step))
             writer.discard_after(start)
             batches = train_batches.iterate(start)
             bar = progress_bar(start, config.num_steps)
-            pending: list[dict[str, jax.Array]] = []
+            streak = NonFiniteStreak(_max_nonfinite_steps(config))
+            pending: list[tuple[int, dict[str, jax.Array]]] = []
             tick = time.perf_counter()
             for done in range(start + 1, config.num_steps + 1):
                 batch = parallel.shard_batch(next(batches), mesh)
                 state, metrics = train_step(state, batch, rng.train)
-                pending.append(metrics)
+                pending.append((done, metrics))
                 bar.update()
                 if done % config.log_every == 0 or done == config.num_steps:
-                    row = _mean(pending)
+                    pending = jax.device_get(pending)
+                    streak.update(pending)
+                    row = _mean([metrics for _, metrics in pending])
                     seconds = time.perf_counter() - tick
                     row["examples_per_sec"] = len(pending) * config.batch_size / seconds
                     writer.write(done, "train", row)
@@ -220,8 +242,14 @@ def train_and_evaluate(
                         max_examples=config.eval_max_examples,
                     )
                     writer.write(done, "eval", row)
-                if done % config.checkpoint_every == 0 and done < config.num_steps:
+                preempted = watcher.reached(done)
+                if (done % config.checkpoint_every == 0 or preempted) and done < config.num_steps:
+                    streak.update(jax.device_get(pending))  # never save past a diverged run
                     checkpointer.save(state, meta={"config": config.to_dict()})
+                if preempted and done < config.num_steps:
+                    bar.close()
+                    batches.close()
+                    raise Preempted(done, watcher.signum)
                 if done % config.log_every == 0:
                     tick = time.perf_counter()  # examples/s measures training only
             bar.close()
@@ -289,10 +317,16 @@ def _eval_batches(config: ConfigDict, split: str, batch_size: int) -> Iterator[d
     )
 
 
+def _max_nonfinite_steps(config: ConfigDict) -> int:
+    """The config's ``max_nonfinite_steps``, or the default when it has none."""
+    return config.get("max_nonfinite_steps", DEFAULT_MAX_NONFINITE_STEPS)
+
+
 def _mean(rows: list[dict[str, jax.Array]]) -> dict[str, float]:
-    """Averages a list of scalar-metric dicts (one device transfer)."""
+    """Averages a list of scalar-metric dicts (one device transfer); sums ``nonfinite_steps``."""
     rows = jax.device_get(rows)
-    return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
+    reduce = {NONFINITE_METRIC: np.sum}
+    return {name: float(reduce.get(name, np.mean)([row[name] for row in rows])) for name in rows[0]}
 
 
 def _report(workdir: pathlib.Path, message: str) -> None:

@@ -2,7 +2,8 @@
 
 ``train_step(state, batch, key) -> (state, metrics)`` folds the step number
 into ``key`` inside the compiled program, so step ``t`` draws the same random
-numbers whether the run was interrupted or not.
+numbers whether the run was interrupted or not. Every jitted train step skips
+updates with a non-finite loss or gradient (see ``jaxgen.train.guard``).
 """
 
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ import optax
 from jax.sharding import Mesh
 
 from jaxgen import parallel
+from jaxgen.train.guard import skip_nonfinite
 from jaxgen.train.state import TrainState
 
 Batch = Mapping[str, jax.Array]
@@ -26,6 +28,10 @@ StepFn = Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]
 def jit_train_step(step_fn: StepFn, mesh: Mesh) -> StepFn:
     """Compiles a pure step: state replicated and donated, batch split over ``data``.
 
+    The step is guarded by ``guard.skip_nonfinite``: an update with a non-finite
+    loss, gradient norm or new state is dropped (``step`` still advances) and
+    the metrics gain ``nonfinite_steps`` (1 for a dropped update, else 0).
+
     Args:
       step_fn: pure ``(state, batch, key) -> (state, metrics)``.
       mesh: the data mesh.
@@ -35,7 +41,7 @@ def jit_train_step(step_fn: StepFn, mesh: Mesh) -> StepFn:
     """
     rep, split = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     return jax.jit(
-        step_fn,
+        skip_nonfinite(step_fn),
         in_shardings=(rep, split, rep),
         out_shardings=(rep, rep),
         donate_argnums=0,
@@ -62,7 +68,8 @@ def make_train_step(
 
     Returns:
       Jitted ``train_step(state, batch, key) -> (state, metrics)`` with metrics
-      ``loss``, ``grad_norm`` (before clipping), ``learning_rate`` and the loss's own.
+      ``loss``, ``grad_norm`` (before clipping), ``learning_rate``,
+      ``nonfinite_steps`` and the loss's own.
     """
 
     def train_step(state: TrainState, batch: Batch, key: jax.Array):
