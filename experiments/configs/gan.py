@@ -53,6 +53,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.eval_max_examples = config_dict.placeholder(int)  # None: the full split
     c.checkpoint_every = 2000
     c.keep_checkpoints = 3
+    c.max_nonfinite_steps = 10  # skipped non-finite updates in a row before the run stops
     c.num_samples = 64  # the grid of samples from one fixed noise batch
     c.interpolation_rows = 8  # latent interpolation strips between pairs of fixed codes
     c.interpolation_steps = 10
@@ -99,7 +100,7 @@ def _tiny(c: ConfigDict) -> None:
 def _cpu(c: ConfigDict) -> None:
     c.model.features = 32
     c.batch_size = 64
-    c.num_steps = 3000
+    c.num_steps = 5000
     c.log_every = 50
     c.eval_every = 1000
     c.eval_max_examples = 2000
