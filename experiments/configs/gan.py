@@ -11,7 +11,7 @@ each use a fresh minibatch of ``batch_size // k`` images.
 
 from ml_collections import ConfigDict, config_dict
 
-VARIANTS = ("tiny", "cpu", "mlp")
+from experiments.configs.common import apply_variants
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -68,14 +68,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.fid.classifier_features = 128
     c.fid.classifier_seed = 0
 
-    for variant in filter(None, (variants or "").split(",")):
-        if variant not in VARIANTS:
-            raise ValueError(
-                f"Unknown config variant {variant!r}; choose from {', '.join(VARIANTS)} "
-                "(combine with commas)."
-            )
-        _VARIANT_UPDATES[variant](c)
-    return c
+    return apply_variants(c, variants, _VARIANT_UPDATES)
 
 
 def _tiny(c: ConfigDict) -> None:

@@ -10,7 +10,7 @@ Periodic evaluations use the first ``eval_max_examples`` validation examples
 
 from ml_collections import ConfigDict, config_dict
 
-VARIANTS = ("gated", "tiny", "cpu")
+from experiments.configs.common import apply_variants
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -54,14 +54,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.num_samples = 16
     c.sample_method = "cached"  # or "naive": the same samples, one full pass per sub-pixel
 
-    for variant in filter(None, (variants or "").split(",")):
-        if variant not in VARIANTS:
-            raise ValueError(
-                f"Unknown config variant {variant!r}; choose from {', '.join(VARIANTS)} "
-                "(combine with commas)."
-            )
-        _VARIANT_UPDATES[variant](c)
-    return c
+    return apply_variants(c, variants, _VARIANT_UPDATES)
 
 
 def _tiny(c: ConfigDict) -> None:

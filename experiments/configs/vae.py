@@ -15,7 +15,7 @@ Variants (combine with commas, e.g. ``vae.py:tiny``):
 
 from ml_collections import ConfigDict, config_dict
 
-VARIANTS = ("tiny", "cpu")
+from experiments.configs.common import apply_variants
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -77,14 +77,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.transfer.learning_rate = 1e-3
     c.transfer.test_max_examples = config_dict.placeholder(int)  # None: the full test split
 
-    for variant in filter(None, (variants or "").split(",")):
-        if variant not in VARIANTS:
-            raise ValueError(
-                f"Unknown config variant {variant!r}; choose from {', '.join(VARIANTS)} "
-                "(combine with commas)."
-            )
-        _VARIANT_UPDATES[variant](c)
-    return c
+    return apply_variants(c, variants, _VARIANT_UPDATES)
 
 
 def _tiny(c: ConfigDict) -> None:
