@@ -40,3 +40,21 @@ def check_images(x: jax.Array | np.ndarray, num_levels: int, name: str = "x") ->
                 f"{name} has values in [{lo}, {hi}] but the model has num_levels={num_levels}: "
                 f"values must lie in [0, {num_levels})."
             )
+
+
+def check_sizes(model: object, names: tuple[str, ...]) -> None:
+    """Checks that the named size attributes of ``model`` are positive (num_levels >= 2).
+
+    Args:
+      model: a model whose attributes ``names`` are integers.
+      names: the attributes to check.
+
+    Raises:
+      ValueError: naming the model, the attribute and its value.
+    """
+    for name in names:
+        value = getattr(model, name)
+        if value < (2 if name == "num_levels" else 1):
+            raise ValueError(
+                f"{type(model).__name__} {name}={value} must be positive (num_levels >= 2)."
+            )

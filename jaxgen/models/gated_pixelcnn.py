@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jaxgen.nn import MaskedConv2D
 from jaxgen.nn import cache as cache_lib
 from jaxgen.nn.gated import MaskedGateConv2D, gated_activation
-from jaxgen.validation import check_images
+from jaxgen.validation import check_images, check_sizes
 
 Cache = list[dict[str, jax.Array]]
 
@@ -61,12 +61,7 @@ class GatedPixelCNN(nn.Module):
     num_classes: int | None = None
 
     def setup(self):
-        for name in ("num_levels", "num_layers", "features", "head_features"):
-            value = getattr(self, name)
-            if value < (2 if name == "num_levels" else 1):
-                raise ValueError(
-                    f"GatedPixelCNN {name}={value} must be positive (num_levels >= 2)."
-                )
+        check_sizes(self, ("num_levels", "num_layers", "features", "head_features"))
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise ValueError(f"GatedPixelCNN kernel_size={self.kernel_size} must be odd and >= 3.")
         if self.num_classes is not None and self.num_classes < 1:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from jaxgen.nn import MaskedConv2D
 from jaxgen.nn import cache as cache_lib
-from jaxgen.validation import check_images
+from jaxgen.validation import check_images, check_sizes
 
 
 class PixelCNN(nn.Module):
@@ -45,10 +45,7 @@ class PixelCNN(nn.Module):
     head_features: int = 1024
 
     def setup(self):
-        for name in ("num_levels", "num_layers", "features", "head_features"):
-            value = getattr(self, name)
-            if value < (2 if name == "num_levels" else 1):
-                raise ValueError(f"PixelCNN {name}={value} must be positive (num_levels >= 2).")
+        check_sizes(self, ("num_levels", "num_layers", "features", "head_features"))
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 
 from jaxgen.nn import MaskedConv2D, lstm
 from jaxgen.nn import cache as cache_lib
-from jaxgen.validation import check_images
+from jaxgen.validation import check_images, check_sizes
 
 LAYERS = {"row_lstm": lstm.RowLSTM, "diagonal_bilstm": lstm.DiagonalBiLSTM}
 
@@ -68,10 +68,7 @@ class PixelRNN(nn.Module):
             raise ValueError(
                 f"PixelRNN variant={self.variant!r} must be one of {', '.join(LAYERS)}."
             )
-        for name in ("num_levels", "num_layers", "features", "head_features"):
-            value = getattr(self, name)
-            if value < (2 if name == "num_levels" else 1):
-                raise ValueError(f"PixelRNN {name}={value} must be positive (num_levels >= 2).")
+        check_sizes(self, ("num_levels", "num_layers", "features", "head_features"))
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
