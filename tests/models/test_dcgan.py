@@ -43,12 +43,12 @@ def test_odd_or_non_square_images_are_rejected():
 def test_shapes_and_ranges(architecture, shape):
     gen, disc = dcgan.make_gan(architecture, shape, features=4)
     z = jax.random.normal(jax.random.key(0), (3, 10))
-    g_vars = gen.init(jax.random.key(1), z)
-    x, _ = gen.apply(g_vars, 5.0 * z, mutable=["batch_stats"])
+    g_vars = jax.jit(gen.init)(jax.random.key(1), z)
+    x, _ = jax.jit(lambda v, z: gen.apply(v, z, mutable=["batch_stats"]))(g_vars, 5.0 * z)
     assert x.shape == (3, *shape)
     assert float(jnp.abs(x).max()) <= 1.0
-    d_vars = disc.init(jax.random.key(2), x)
-    logits, _ = disc.apply(d_vars, x, mutable=["batch_stats"])
+    d_vars = jax.jit(disc.init)(jax.random.key(2), x)
+    logits, _ = jax.jit(lambda v, x: disc.apply(v, x, mutable=["batch_stats"]))(d_vars, x)
     assert logits.shape == (3,)
     assert np.isfinite(logits).all()
 
