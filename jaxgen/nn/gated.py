@@ -13,9 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from jaxgen.nn.masked import MaskType, conv_mask
+from jaxgen.nn.masked import MaskType, conv_mask, masked_conv
 
 
 def gate_mask(
@@ -76,25 +75,12 @@ class MaskedGateConv2D(nn.Module):
         Returns:
           float [B, H, W, G * F] ("SAME" padding).
         """
-        in_features = x.shape[-1]
-        out_features = self.num_gates * self.features
-        kernel = self.param(
-            "kernel", nn.initializers.lecun_normal(), (*self.kernel_size, in_features, out_features)
-        )
-        bias = self.param("bias", nn.initializers.zeros, (out_features,))
         mask = gate_mask(
             self.kernel_size,
-            in_features,
+            x.shape[-1],
             self.features,
             self.num_gates,
             self.num_channels,
             self.mask_type,
         )
-        y = lax.conv_general_dilated(
-            x,
-            (kernel * mask).astype(x.dtype),
-            window_strides=(1, 1),
-            padding="SAME",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
-        return y + bias
+        return masked_conv(self, x, mask)

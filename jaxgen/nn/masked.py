@@ -16,6 +16,7 @@ Features are split into ``num_channels`` contiguous groups: with 3 colours and
 from typing import Literal
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -103,21 +104,32 @@ class MaskedConv2D(nn.Module):
         Returns:
           float [B, H, W, F_out], same spatial size ("SAME" padding).
         """
-        in_features = x.shape[-1]
-        kernel = self.param(
-            "kernel",
-            nn.initializers.lecun_normal(),
-            (*self.kernel_size, in_features, self.features),
-        )
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
         mask = conv_mask(
-            self.kernel_size, in_features, self.features, self.num_channels, self.mask_type
+            self.kernel_size, x.shape[-1], self.features, self.num_channels, self.mask_type
         )
-        y = lax.conv_general_dilated(
-            x,
-            (kernel * mask).astype(x.dtype),
-            window_strides=(1, 1),
-            padding="SAME",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
-        return y + bias
+        return masked_conv(self, x, mask)
+
+
+def masked_conv(module: nn.Module, x: jax.Array, mask: np.ndarray) -> jax.Array:
+    """Creates ``kernel`` and ``bias`` params in ``module`` and applies the masked kernel.
+
+    Call it from a ``@nn.compact`` method of ``module``.
+
+    Args:
+      module: the Flax module that owns the params.
+      x: float [B, H, W, F_in].
+      mask: 0/1 [kh, kw, F_in, F_out].
+
+    Returns:
+      float [B, H, W, F_out] ("SAME" padding).
+    """
+    kernel = module.param("kernel", nn.initializers.lecun_normal(), mask.shape)
+    bias = module.param("bias", nn.initializers.zeros, (mask.shape[-1],))
+    y = lax.conv_general_dilated(
+        x,
+        (kernel * mask).astype(x.dtype),
+        window_strides=(1, 1),
+        padding="SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+    return y + bias
