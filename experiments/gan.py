@@ -19,11 +19,7 @@ Pictures in ``samples/``: ``stepNNNNNNN_samples.png`` from one fixed noise batch
 ``stepNNNNNNN_interpolation.png``, rows of G(z) along straight lines between
 pairs of fixed codes. ``checkpoints/`` holds the latest states (to resume);
 ``checkpoints_best/`` the variables with the lowest FID so far, with the FID in
-its metadata.
-
-The generic loop writes pictures only once training is done and has no
-per-evaluation hook for whole-sample metrics, so the task's step function runs
-the ``SampleEvaluator`` itself after every ``eval_every``-th update (and the last).
+its metadata (the loop's ``Task.best_metric``).
 """
 
 import functools
@@ -39,18 +35,10 @@ from ml_collections import ConfigDict
 from experiments import cli
 from jaxgen import data, gan, keys, losses, metrics, viz
 from jaxgen.models.dcgan import make_gan, to_levels, to_signed
-from jaxgen.train import (
-    Checkpointer,
-    Task,
-    TrainState,
-    jit_train_step,
-    make_schedule,
-    train_and_evaluate,
-)
-from jaxgen.train.logging import MetricsWriter
+from jaxgen.train import Task, jit_train_step, make_schedule, train_and_evaluate
+from jaxgen.train.loop import BEST_DIR, best_metric_value
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "gan.py"
-BEST_DIR = "checkpoints_best"
 _GENERATE_BATCH = 500
 
 
@@ -88,10 +76,11 @@ def check_config(config: ConfigDict) -> None:
             f"fid.dataset={info.name!r} has images of shape {info.image_shape}, unlike "
             f"dataset={config.dataset!r}; choose a feature dataset of the same shape."
         )
-    if fid.reference_split not in info.splits:
+    splits = data.dataset_info(config.dataset).splits
+    if fid.reference_split not in splits:
         raise ValueError(
-            f"fid.reference_split={fid.reference_split!r} is not a split of {info.name!r}; use "
-            f"one of {list(info.splits)}."
+            f"fid.reference_split={fid.reference_split!r} is not a split of "
+            f"{config.dataset!r}; use one of {list(splits)}."
         )
 
 
@@ -141,13 +130,6 @@ def interpolation_codes(model: gan.GAN, key: jax.Array, rows: int, steps: int) -
     return ((1.0 - t) * start[:, None] + t * end[:, None]).reshape(rows * steps, -1)
 
 
-def best_fid(workdir: pathlib.Path) -> float:
-    """The FID of the best checkpoint in ``workdir``, or infinity if there is none."""
-    with Checkpointer(workdir / BEST_DIR, keep=1) as checkpointer:
-        latest = checkpointer.latest_step()
-        return np.inf if latest is None else checkpointer.restore_meta(latest)["fid"]
-
-
 class SampleEvaluator:
     """Pictures, FID, mode coverage and the best-FID checkpoint of a generator.
 
@@ -157,11 +139,10 @@ class SampleEvaluator:
     Args:
       config: the experiment config.
       model: the GAN.
-      workdir: the run's folder.
     """
 
-    def __init__(self, config: ConfigDict, model: gan.GAN, workdir: pathlib.Path):
-        self.config, self.model, self.workdir = config, model, workdir
+    def __init__(self, config: ConfigDict, model: gan.GAN):
+        self.config, self.model = config, model
         sample_key = keys.make_keys(config.seed).sample
         self.sample_key = sample_key
         # The pictures' fixed codes: a fold of the sample stream that the per-step
@@ -179,10 +160,16 @@ class SampleEvaluator:
     def _fid_setup(
         self,
     ) -> tuple[metrics.FeatureNetwork, tuple[np.ndarray, np.ndarray], float, int]:
-        """Feature network, reference statistics, FID of held-out test images, classes."""
-        fid = self.config.fid
-        name = fid.dataset or self.config.dataset
+        """Feature network, reference statistics, FID of held-out test images, classes.
+
+        The classifier learns from ``fid.dataset`` (labelled); the reference and
+        test features are of the training data itself (``dataset``), so the
+        binary images of binarized_mnist are compared with binary images.
+        """
+        fid, dataset = self.config.fid, self.config.dataset
+        name = fid.dataset or dataset
         data_dir = data.prepare(name, data_dir=self.config.data_dir, raw_dir=self.config.raw_dir)
+        data_dir = data.prepare(dataset, data_dir=self.config.data_dir, raw_dir=self.config.raw_dir)
         net = metrics.dataset_classifier(
             name,
             data_dir,
@@ -193,15 +180,14 @@ class SampleEvaluator:
         )
         reference = metrics.gaussian_stats(
             metrics.dataset_features(
-                net.features, name, fid.reference_split, data_dir, fid.reference_examples
+                net.features, dataset, fid.reference_split, data_dir, fid.reference_examples
             )
         )
-        info = data.dataset_info(name)
         test = metrics.dataset_features(
-            net.features, name, info.test_split, data_dir, fid.num_samples
+            net.features, dataset, data.dataset_info(dataset).test_split, data_dir, fid.num_samples
         )
         floor = metrics.frechet_distance(*metrics.gaussian_stats(test), *reference)
-        return net, reference, floor, info.num_classes
+        return net, reference, floor, data.dataset_info(name).num_classes
 
     def sample_metrics(self, params: Any, key: jax.Array) -> dict[str, float]:
         """FID and mode coverage of ``config.fid.num_samples`` fresh samples."""
@@ -223,28 +209,25 @@ class SampleEvaluator:
             **metrics.mode_coverage(labels, num_classes),
         }
 
-    def __call__(self, params: Any, step: int) -> dict[str, float]:
-        """Writes the pictures and the metrics row of ``step``; saves a new best checkpoint.
+    def __call__(
+        self, params: Any, key: jax.Array, workdir: pathlib.Path, step: int
+    ) -> dict[str, float]:
+        """Writes the pictures of ``step`` and returns its FID and mode coverage.
 
         Args:
           params: the GAN's variables (replicated or on one device).
+          key: the key of this evaluation's FID samples.
+          workdir: the run's folder; pictures go to ``workdir/samples``.
           step: generator updates done.
 
         Returns:
-          The metrics row written.
+          The sample metrics (``Task.evaluate_samples``).
         """
         params = jax.device_get(params)
         num_levels = self.config.num_levels
-        row = self.sample_metrics(params, jax.random.fold_in(self.sample_key, step))
-        if row["fid"] < best_fid(self.workdir):
-            meta = {"fid": row["fid"], "step": step, "config": self.config.to_dict()}
-            best = TrainState(step=jnp.asarray(step, jnp.int32), params=params, opt_state={})
-            with Checkpointer(self.workdir / BEST_DIR, keep=1) as checkpointer:
-                checkpointer.save(best, meta)
-        with MetricsWriter(self.workdir) as writer:
-            row = writer.write(step, "eval", row)
+        row = self.sample_metrics(params, key)
         if jax.process_index() == 0:
-            out = self.workdir / "samples"
+            out = pathlib.Path(workdir) / "samples"
             grid = generate_levels(self.model, params, self.fixed_z, num_levels)
             viz.save_image_grid(out / f"step{step:07d}_samples.png", grid, num_levels)
             strip = generate_levels(self.model, params, self.interp_z, num_levels)
@@ -257,21 +240,12 @@ class SampleEvaluator:
         return row
 
 
-def make_task(config: ConfigDict, workdir: pathlib.Path) -> Task:
-    """The GAN task: k-step adversarial update with per-evaluation sample metrics.
-
-    Args:
-      config: the experiment config.
-      workdir: the run's folder, for pictures, FID rows and the best checkpoint.
-
-    Returns:
-      The Task for ``train_and_evaluate``.
-    """
+def make_task(config: ConfigDict) -> Task:
+    """The GAN task: k-step adversarial update, FID and pictures at every evaluation."""
     check_config(config)
     model = make_model(config)
     g_tx, d_tx, schedule = make_optimizers(config)
     num_levels = config.num_levels
-    evaluator = SampleEvaluator(config, model, workdir)
     per_example_d = jax.vmap(
         lambda real, fake: losses.gan_discriminator_loss(real[None], fake[None])
     )
@@ -285,7 +259,7 @@ def make_task(config: ConfigDict, workdir: pathlib.Path) -> Task:
 
     def make_train_step(tx, schedule, mesh):
         del tx, schedule  # the players' own optimizers are g_tx and d_tx
-        jitted = jit_train_step(
+        return jit_train_step(
             gan.make_train_step(
                 model,
                 g_tx,
@@ -297,19 +271,6 @@ def make_task(config: ConfigDict, workdir: pathlib.Path) -> Task:
             ),
             mesh,
         )
-        done = None  # updates done; read from the state once, then counted on the host
-
-        def train_step(state, batch, key):
-            nonlocal done
-            if done is None:
-                done = int(jax.device_get(state.step))
-            state, metrics = jitted(state, batch, key)
-            done += 1
-            if done % config.eval_every == 0 or done == config.num_steps:
-                evaluator(state.eval_params, done)
-            return state, metrics
-
-        return train_step
 
     def eval_fn(params, batch, key):
         x = to_signed(batch["image"], num_levels)
@@ -324,18 +285,21 @@ def make_task(config: ConfigDict, workdir: pathlib.Path) -> Task:
 
     return Task(
         init=init,
-        loss_fn=None,  # unused: the GAN has its own train step
+        loss_fn=None,  # the GAN has its own train step
         eval_fn=eval_fn,
         make_optimizer=lambda config: (gan.optimizer(g_tx, d_tx), schedule),
         make_train_step=make_train_step,
+        evaluate_samples=SampleEvaluator(config, model),
+        best_metric="fid",
     )
 
 
 def run(config: ConfigDict, workdir: pathlib.Path) -> None:
     """Trains and evaluates the GAN in ``workdir`` and prints the best FID."""
-    train_and_evaluate(make_task(config, workdir), config, workdir)
+    train_and_evaluate(make_task(config), config, workdir)
     if jax.process_index() == 0:
-        print(f"Best FID {best_fid(workdir):.3f} (checkpoint in {workdir / BEST_DIR}).")
+        fid = best_metric_value(workdir, "fid")
+        print(f"Best FID {fid:.3f} (checkpoint in {workdir / BEST_DIR}).")
 
 
 if __name__ == "__main__":

@@ -255,3 +255,40 @@ def interpolate(
     z = (1.0 - t) * z0[:, None] + t * z1[:, None]
     images = model.apply(params, z.reshape(-1, z0.shape[-1]), method=model.decode_mean)
     return images.reshape(*z.shape[:2], *images.shape[1:])
+
+
+@functools.partial(jax.jit, static_argnames=("model", "num_steps"))
+def complete(
+    model: nn.Module, params, key: jax.Array, x: jax.Array, known: jax.Array, num_steps: int = 50
+) -> jax.Array:
+    """Fills in the unknown pixels of images by pseudo-Gibbs sampling.
+
+    The Markov chain of Rezende et al. (2014, appendix F): starting from the
+    unknown pixels set to 0, it repeats z ~ q(z|x), x' ~ p(x|z) and keeps x'
+    at the unknown pixels only. Unlike autoregressive completion this is an
+    approximation: the chain's stationary law is p(x_unknown | x_known) only
+    when the encoder is the model's exact posterior.
+
+    Args:
+      model: a VAE (needs ``encode`` and ``decode_sample``).
+      params: its variables.
+      key: PRNG key.
+      x: int [B, H, W, C] images; values at unknown pixels are ignored.
+      known: bool [B, H, W], the pixels to keep.
+      num_steps: iterations of the chain.
+
+    Returns:
+      int32 [B, H, W, C]: ``x`` at the known pixels, the chain's last draw elsewhere.
+    """
+    keep = known[..., None]
+    x = jnp.where(keep, x, 0).astype(jnp.int32)
+
+    def step(x, key):
+        z_key, x_key = jax.random.split(key)
+        mean, logvar = model.apply(params, x, method=model.encode)
+        z = reparameterize(z_key, mean, logvar, 1)[0]
+        draw = model.apply(params, z, x_key, method=model.decode_sample)
+        return jnp.where(keep, x, draw), None
+
+    x, _ = jax.lax.scan(step, x, jax.random.split(key, num_steps))
+    return x

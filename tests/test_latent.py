@@ -194,3 +194,46 @@ def test_prior_samples_decode_the_same_codes():
     assert samples.dtype == jnp.int32 and set(np.unique(samples)) <= {0, 1}
     z = jax.random.normal(jax.random.split(jax.random.key(1))[0], (6, 2))
     np.testing.assert_allclose(means, model.apply(params, z, method=model.decode_mean), rtol=1e-6)
+
+
+def _vae_4x4():
+    model = VAE(latent_dim=2, features=(8,), image_shape=(4, 4, 1))
+    return model, model.init(jax.random.key(0), jnp.zeros((1, 4, 4, 1), jnp.int32))
+
+
+def test_complete_keeps_the_known_pixels_and_fills_the_rest_with_levels():
+    model, params = _vae_4x4()
+    x = jax.random.bernoulli(jax.random.key(2), 0.5, (8, 4, 4, 1)).astype(jnp.int32)
+    known = np.zeros((8, 4, 4), bool)
+    known[:, :2] = True  # top half given
+    out = latent.complete(model, params, jax.random.key(3), x, known, num_steps=5)
+    assert out.shape == x.shape and out.dtype == jnp.int32
+    np.testing.assert_array_equal(out[:, :2], x[:, :2])
+    assert set(np.unique(out[:, 2:])) <= {0, 1}
+    np.testing.assert_array_equal(
+        latent.complete(model, params, jax.random.key(3), x, np.ones_like(known)), x
+    )
+
+
+def test_complete_draws_unknown_pixels_from_the_decoder():
+    # With every decoder kernel zero, p(x|z) = Bernoulli(sigmoid(last bias)) whatever z is, so
+    # the chain's unknown pixels are independent draws with the decoder's mean.
+    model, params = _vae_4x4()
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    key = jax.random.key(4)
+    new = {}
+    for path, leaf in leaves:
+        names = jax.tree_util.keystr(path)
+        if "decoder" in names:
+            key, sub = jax.random.split(key)
+            leaf = jnp.zeros_like(leaf) if "kernel" in names else jax.random.normal(sub, leaf.shape)
+        new[path] = leaf
+    params = jax.tree_util.tree_map_with_path(lambda path, _: new[path], params)
+    n = 4000
+    x = jnp.ones((n, 4, 4, 1), jnp.int32)
+    known = np.zeros((n, 4, 4), bool)
+    out = latent.complete(model, params, jax.random.key(5), x, known, num_steps=3)
+    expected = model.apply(params, jnp.zeros((1, 2)), method=model.decode_mean)[0]
+    tolerance = 4 * np.sqrt(0.25 / n)
+    np.testing.assert_allclose(out.mean(0), expected, atol=tolerance)
+    assert np.ptp(np.asarray(expected)) > 0.2  # the check distinguishes pixels

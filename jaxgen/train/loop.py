@@ -6,11 +6,14 @@ data, keys, sharding, optimizer, checkpoints, evaluation, logging.
     for step in [start, num_steps):
         batch = train_batches[step]                      # pure function of (seed, step)
         state, metrics = train_step(state, batch, train_key)  # fold_in(train_key, step) inside
-        log every log_every; evaluate every eval_every; checkpoint every checkpoint_every
+        log every log_every; evaluate every eval_every (and ``task.evaluate_samples``);
+    checkpoint every checkpoint_every
     evaluate on the (whole) test split, write samples, save the final checkpoint
 
 Resuming from the latest checkpoint therefore replays exactly the batches and
-random numbers of an uninterrupted run.
+random numbers of an uninterrupted run. Every train and eval row carries
+``elapsed_s``, the run's wall-clock seconds since step 0 (compilation and
+periodic evaluation included), carried across resumes in the checkpoints' meta.
 
 Failures: a step with a non-finite loss or gradient is skipped inside the
 compiled step (``guard``); ``max_nonfinite_steps`` such steps in a row (checked
@@ -29,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh
@@ -45,6 +49,8 @@ from jaxgen.train.state import TrainState
 
 # Config keys that must match a checkpoint for it to be resumed.
 MODEL_KEYS = ("model", "dataset", "num_levels")
+# The folder, beside ``checkpoints/``, of the variables with the best ``Task.best_metric``.
+BEST_DIR = "checkpoints_best"
 # Consecutive skipped (non-finite) steps tolerated when the config has no ``max_nonfinite_steps``.
 DEFAULT_MAX_NONFINITE_STEPS = 10
 
@@ -57,7 +63,8 @@ class Task:
       init: ``(key, batch) -> params`` from an example batch (int images
         [B, H, W, C] under ``"image"``, int32 labels [B] under ``"label"``).
       loss_fn: ``(params, batch, key) -> (loss, metrics)``: the scalar loss
-        averaged over the batch and a dict of scalar metrics.
+        averaged over the batch and a dict of scalar metrics; None when
+        ``make_train_step`` is given.
       eval_fn: ``(params, batch, key) -> {name: float [B]}``, per-example
         metrics; the loop averages them exactly over a split.
       write_samples: ``(params, key, workdir, step, examples) -> [paths]``
@@ -70,10 +77,17 @@ class Task:
       make_train_step: ``(optimizer, schedule, mesh) -> train_step`` for models
         that need their own update (GANs); default ``step.make_train_step`` on
         ``loss_fn``. Build it with ``step.jit_train_step``.
+      evaluate_samples: ``(params, key, workdir, step) -> {name: float}``,
+        metrics of whole samples (FID, mode coverage) computed at every
+        evaluation and logged as an "eval" row; it may also write pictures
+        (on process 0 only). Called on every process.
+      best_metric: a metric of ``evaluate_samples`` to minimise: the loop keeps
+        the variables with its lowest value so far in ``workdir/checkpoints_best``
+        (the value and step in the checkpoint's meta), besides the latest states.
     """
 
     init: Callable[[jax.Array, Mapping[str, np.ndarray]], Any]
-    loss_fn: step.LossFn
+    loss_fn: step.LossFn | None
     eval_fn: step.EvalFn
     write_samples: Callable[..., list[pathlib.Path]] | None = None
     make_optimizer: Callable[[ConfigDict], tuple[optax.GradientTransformation, optax.Schedule]] = (
@@ -82,6 +96,8 @@ class Task:
     make_train_step: (
         Callable[[optax.GradientTransformation, optax.Schedule, Mesh], step.StepFn] | None
     ) = None
+    evaluate_samples: Callable[[Any, jax.Array, pathlib.Path, int], dict[str, float]] | None = None
+    best_metric: str | None = None
 
 
 def check_config(config: ConfigDict) -> None:
@@ -173,6 +189,7 @@ def train_and_evaluate(
     workdir.mkdir(parents=True, exist_ok=True)
     mesh = mesh or parallel.make_mesh()
     check_config(config)
+    _check_task(task)
     parallel.check_batch_size(config.batch_size, mesh)
     with Checkpointer(workdir / "checkpoints", config.keep_checkpoints) as checkpointer:
         _check_resumable(checkpointer, config)
@@ -191,8 +208,12 @@ def train_and_evaluate(
         )
         tx, schedule = task.make_optimizer(config)
         state = _init_state(task, tx, config, rng.init, train_batches[0], mesh)
+        elapsed_before = 0.0  # wall-clock seconds of the run up to the restored checkpoint
         if checkpointer.latest_step() is not None:
             state = checkpointer.restore(checkpointer.latest_step(), state)
+            elapsed_before = checkpointer.restore_meta(checkpointer.latest_step()).get(
+                "elapsed_s", 0.0
+            )
         if jax.process_index() == 0:
             (workdir / "config.json").write_text(config.to_json(indent=2) + "\n")
         if checkpointer.latest_step() == config.num_steps:
@@ -214,7 +235,14 @@ def train_and_evaluate(
             bar = progress_bar(start, config.num_steps)
             streak = NonFiniteStreak(_max_nonfinite_steps(config))
             pending: list[tuple[int, dict[str, jax.Array]]] = []
-            tick = time.perf_counter()
+            tick = clock_start = time.perf_counter()
+
+            def elapsed() -> float:
+                return elapsed_before + time.perf_counter() - clock_start
+
+            def meta() -> dict:
+                return {"config": config.to_dict(), "elapsed_s": elapsed()}
+
             for done in range(start + 1, config.num_steps + 1):
                 batch = parallel.shard_batch(next(batches), mesh)
                 state, metrics = train_step(state, batch, rng.train)
@@ -226,6 +254,7 @@ def train_and_evaluate(
                     row = _mean([metrics for _, metrics in pending])
                     seconds = time.perf_counter() - tick
                     row["examples_per_sec"] = len(pending) * config.batch_size / seconds
+                    row["elapsed_s"] = elapsed()
                     writer.write(done, "train", row)
                     bar.set_postfix(
                         loss=f"{row['loss']:.4g}", ex_s=f"{row['examples_per_sec']:.0f}"
@@ -241,11 +270,17 @@ def train_and_evaluate(
                         mesh,
                         max_examples=config.eval_max_examples,
                     )
-                    writer.write(done, "eval", row)
+                    writer.write(done, "eval", {**row, "elapsed_s": elapsed()})
+                    if task.evaluate_samples is not None:
+                        key = jax.random.fold_in(rng.sample, done)
+                        row = task.evaluate_samples(state.eval_params, key, workdir, done)
+                        writer.write(done, "eval", {**row, "elapsed_s": elapsed()})
+                        if task.best_metric is not None:
+                            _keep_best(workdir, task.best_metric, row, state, done, config)
                 preempted = watcher.reached(done)
                 if (done % config.checkpoint_every == 0 or preempted) and done < config.num_steps:
                     streak.update(jax.device_get(pending))  # never save past a diverged run
-                    checkpointer.save(state, meta={"config": config.to_dict()})
+                    checkpointer.save(state, meta=meta())
                 if preempted and done < config.num_steps:
                     bar.close()
                     batches.close()
@@ -255,15 +290,52 @@ def train_and_evaluate(
             bar.close()
             batches.close()
             # The test split is always evaluated in full.
+            train_seconds = elapsed()
             row = evaluate(eval_step, state.eval_params, config, info.test_split, rng.eval, mesh)
             row = writer.write(config.num_steps, "test", row)
         if task.write_samples is not None:
             examples = next(iter(_eval_batches(config, info.test_split, config.num_samples)))
             key = jax.random.fold_in(rng.sample, config.num_steps)
             task.write_samples(state.eval_params, key, workdir, config.num_steps, examples)
-        checkpointer.save(state, meta={"config": config.to_dict()})
+        checkpointer.save(state, meta={"config": config.to_dict(), "elapsed_s": train_seconds})
     _report(workdir, f"Test split {info.test_split!r} of {config.dataset!r}: {json.dumps(row)}")
     return state
+
+
+def _check_task(task: Task) -> None:
+    """Raises a ValueError if ``task`` lacks a way to train or names a best metric it cannot log."""
+    if task.loss_fn is None and task.make_train_step is None:
+        raise ValueError("The Task needs a loss_fn or a make_train_step.")
+    if task.best_metric is not None and task.evaluate_samples is None:
+        raise ValueError(
+            f"Task.best_metric={task.best_metric!r} needs an evaluate_samples that computes it."
+        )
+
+
+def best_metric_value(workdir: str | pathlib.Path, name: str) -> float:
+    """The value of metric ``name`` saved with ``workdir``'s best checkpoint; inf if none."""
+    with Checkpointer(pathlib.Path(workdir) / BEST_DIR, keep=1) as checkpointer:
+        latest = checkpointer.latest_step()
+        return np.inf if latest is None else checkpointer.restore_meta(latest)[name]
+
+
+def _keep_best(
+    workdir: pathlib.Path,
+    name: str,
+    row: Mapping[str, float],
+    state: TrainState,
+    step: int,
+    config: ConfigDict,
+) -> None:
+    """Saves ``state.eval_params`` to ``BEST_DIR`` if ``row[name]`` beats the best so far."""
+    if name not in row:
+        raise ValueError(f"evaluate_samples returned no {name!r} (Task.best_metric): {list(row)}.")
+    value = float(row[name])
+    if not value < best_metric_value(workdir, name):
+        return
+    best = TrainState(step=jnp.asarray(step, jnp.int32), params=state.eval_params, opt_state={})
+    with Checkpointer(workdir / BEST_DIR, keep=1) as checkpointer:
+        checkpointer.save(best, meta={name: value, "step": step, "config": config.to_dict()})
 
 
 def _init_state(

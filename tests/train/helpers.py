@@ -58,7 +58,10 @@ def load_params(workdir: pathlib.Path, step: int) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves(state["params"])]
 
 
+TIMING_COLUMNS = ("examples_per_sec", "elapsed_s")
+
+
 def metric_rows(workdir: pathlib.Path) -> list[dict]:
-    """``metrics.jsonl`` without the timing column."""
+    """``metrics.jsonl`` without the timing columns."""
     lines = (workdir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(x).items() if k != "examples_per_sec"} for x in lines]
+    return [{k: v for k, v in json.loads(x).items() if k not in TIMING_COLUMNS} for x in lines]

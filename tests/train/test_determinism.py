@@ -1,7 +1,6 @@
 """Same config and seed: the same metrics and params, run after run (CPU)."""
 
 import dataclasses
-import json
 
 import jax
 import numpy as np
@@ -9,11 +8,7 @@ import numpy as np
 from experiments.pixelcnn import make_task
 from jaxgen import parallel
 from jaxgen.train import loop
-
-
-def _rows(workdir):
-    lines = (workdir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(x).items() if k != "examples_per_sec"} for x in lines]
+from tests.train.helpers import metric_rows
 
 
 def test_two_runs_with_one_seed_are_identical(tiny_config, tmp_path):
@@ -28,8 +23,8 @@ def test_two_runs_with_one_seed_are_identical(tiny_config, tmp_path):
     second = loop.train_and_evaluate(task, tiny_config, tmp_path / "b", mesh=mesh)
     for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
-    assert len(_rows(tmp_path / "a")) == 4 + 2 + 1
+    assert metric_rows(tmp_path / "a") == metric_rows(tmp_path / "b")
+    assert len(metric_rows(tmp_path / "a")) == 4 + 2 + 1
 
     tiny_config.seed = 1  # and the seed matters
     third = loop.train_and_evaluate(task, tiny_config, tmp_path / "c", mesh=mesh)

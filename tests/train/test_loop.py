@@ -1,15 +1,17 @@
-"""The loop: exact resume from a real Orbax checkpoint, exact eval averages."""
+"""The loop: exact resume from a real Orbax checkpoint, exact eval averages, sample metrics."""
 
 import dataclasses
 import json
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from experiments.pixelcnn import make_model, make_task
 from jaxgen import data, losses, parallel
 from jaxgen.train import evaluate, loop, make_eval_step
+from tests.train.helpers import load_params, metric_rows
 
 MESH = parallel.make_mesh(1)
 
@@ -31,12 +33,6 @@ class _InterruptAt:
         for step in range(start, self._step):
             yield self._batches[step]
         raise Interrupted
-
-
-def _rows(workdir):
-    """metrics.jsonl without the timing column."""
-    lines = (workdir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(x).items() if k != "examples_per_sec"} for x in lines]
 
 
 @pytest.fixture
@@ -66,8 +62,11 @@ def test_resume_continues_exactly(config, tmp_path, monkeypatch):
     assert int(resumed.step) == int(full.step) == 8
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
         np.testing.assert_array_equal(a, b)  # bitwise equal on CPU
-    assert _rows(tmp_path / "resumed") == _rows(tmp_path / "full")
-    splits = [(row["step"], row["split"]) for row in _rows(tmp_path / "full")]
+    assert metric_rows(tmp_path / "resumed") == metric_rows(tmp_path / "full")
+    # The wall clock continues across the resume from the checkpoint's meta.
+    elapsed = [row["elapsed_s"] for row in _raw_rows(tmp_path / "resumed") if "elapsed_s" in row]
+    assert len(elapsed) == 6 and np.all(np.diff(elapsed) > 0)
+    splits = [(row["step"], row["split"]) for row in metric_rows(tmp_path / "full")]
     assert splits == [
         (2, "train"),
         (4, "train"),
@@ -77,6 +76,53 @@ def test_resume_continues_exactly(config, tmp_path, monkeypatch):
         (8, "eval"),
         (8, "test"),
     ]
+
+
+def _raw_rows(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_evaluate_samples_are_logged_and_the_best_variables_kept(config, tmp_path):
+    config.num_steps, config.eval_every, config.checkpoint_every = 6, 2, 2
+    config.keep_checkpoints = 5
+    scores = {2: 3.0, 4: 1.0, 6: 2.0}
+    calls = []
+
+    def evaluate_samples(params, key, workdir, step):
+        calls.append((step, workdir))
+        return {"score": scores[step]}
+
+    task = dataclasses.replace(
+        make_task(config),
+        write_samples=None,
+        evaluate_samples=evaluate_samples,
+        best_metric="score",
+    )
+    loop.train_and_evaluate(task, config, tmp_path, mesh=MESH)
+
+    assert calls == [(2, tmp_path), (4, tmp_path), (6, tmp_path)]
+    logged = [(r["step"], r["score"]) for r in _raw_rows(tmp_path) if "score" in r]
+    assert logged == sorted(scores.items())
+    assert loop.best_metric_value(tmp_path, "score") == 1.0
+    best_dir = tmp_path / loop.BEST_DIR
+    assert [p.name for p in best_dir.iterdir() if p.name.isdigit()] == ["4"]
+    best = jax.tree.leaves(_restore_params(best_dir / "4" / "state"))
+    at_4 = load_params(tmp_path, 4)  # the regular checkpoint of the same step
+    for a, b in zip(best, at_4, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _restore_params(path):
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        return checkpointer.restore(path.absolute())["params"]
+
+
+def test_a_task_without_a_way_to_train_or_a_best_metric_source_is_refused(config, tmp_path):
+    task = make_task(config)
+    with pytest.raises(ValueError, match="loss_fn or a make_train_step"):
+        loop.train_and_evaluate(dataclasses.replace(task, loss_fn=None), config, tmp_path)
+    with pytest.raises(ValueError, match="best_metric='fid' needs an evaluate_samples"):
+        loop.train_and_evaluate(dataclasses.replace(task, best_metric="fid"), config, tmp_path)
 
 
 def test_evaluate_averages_exactly_over_a_padded_last_batch(config):
