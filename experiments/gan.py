@@ -131,7 +131,7 @@ def interpolation_codes(model: gan.GAN, key: jax.Array, rows: int, steps: int) -
 
 
 class SampleEvaluator:
-    """Pictures, FID, mode coverage and the best-FID checkpoint of a generator.
+    """Pictures, FID and mode coverage of a generator at every evaluation.
 
     The feature network and the reference statistics are set up at the first
     call (training the classifier once per data folder; see ``jaxgen.metrics``).
@@ -157,57 +157,29 @@ class SampleEvaluator:
         )
 
     @functools.cached_property
-    def _fid_setup(
-        self,
-    ) -> tuple[metrics.FeatureNetwork, tuple[np.ndarray, np.ndarray], float, int]:
-        """Feature network, reference statistics, FID of held-out test images, classes.
-
-        The classifier learns from ``fid.dataset`` (labelled); the reference and
-        test features are of the training data itself (``dataset``), so the
-        binary images of binarized_mnist are compared with binary images.
-        """
+    def _quality(self) -> metrics.SampleQuality:
+        """The FID and mode-coverage metric (the classifier learns ``fid.dataset``)."""
         fid, dataset = self.config.fid, self.config.dataset
-        name = fid.dataset or dataset
-        data_dir = data.prepare(name, data_dir=self.config.data_dir, raw_dir=self.config.raw_dir)
         data_dir = data.prepare(dataset, data_dir=self.config.data_dir, raw_dir=self.config.raw_dir)
-        net = metrics.dataset_classifier(
-            name,
+        if fid.dataset:
+            data.prepare(fid.dataset, data_dir=self.config.data_dir, raw_dir=self.config.raw_dir)
+        return metrics.SampleQuality.for_dataset(
+            dataset,
             data_dir,
-            num_steps=fid.classifier_steps,
-            batch_size=fid.classifier_batch_size,
-            features=fid.classifier_features,
-            seed=fid.classifier_seed,
+            num_samples=fid.num_samples,
+            feature_dataset=fid.dataset,
+            reference_split=fid.reference_split,
+            reference_examples=fid.reference_examples,
+            classifier_steps=fid.classifier_steps,
+            classifier_batch_size=fid.classifier_batch_size,
+            classifier_features=fid.classifier_features,
+            classifier_seed=fid.classifier_seed,
         )
-        reference = metrics.gaussian_stats(
-            metrics.dataset_features(
-                net.features, dataset, fid.reference_split, data_dir, fid.reference_examples
-            )
-        )
-        test = metrics.dataset_features(
-            net.features, dataset, data.dataset_info(dataset).test_split, data_dir, fid.num_samples
-        )
-        floor = metrics.frechet_distance(*metrics.gaussian_stats(test), *reference)
-        return net, reference, floor, data.dataset_info(name).num_classes
 
     def sample_metrics(self, params: Any, key: jax.Array) -> dict[str, float]:
         """FID and mode coverage of ``config.fid.num_samples`` fresh samples."""
-        net, reference, floor, num_classes = self._fid_setup
-        num_levels = self.config.num_levels
         z = self.model.sample_latent(key, self.config.fid.num_samples)
-        samples = generate_levels(self.model, params, z, num_levels)
-        x = metrics.to_unit_range(samples, num_levels)
-        labels = np.concatenate(
-            [
-                np.asarray(net.predict(x[i : i + _GENERATE_BATCH]))
-                for i in range(0, len(x), _GENERATE_BATCH)
-            ]
-        )
-        return {
-            "fid": metrics.fid(net.features, samples, reference, num_levels),
-            "fid_num_samples": len(samples),
-            "fid_real_test": floor,
-            **metrics.mode_coverage(labels, num_classes),
-        }
+        return self._quality(generate_levels(self.model, params, z, self.config.num_levels))
 
     def __call__(
         self, params: Any, key: jax.Array, workdir: pathlib.Path, step: int

@@ -426,3 +426,100 @@ def dataset_classifier(
         num_steps=num_steps,
         seed=seed,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleQuality:
+    """FID and mode coverage of generated images against one dataset, per the protocol above.
+
+    Build it with ``for_dataset``; call it on samples of any model.
+
+    Attributes:
+      network: the feature network (and classifier).
+      reference: (mu [D], sigma [D, D]) of the reference images' features.
+      real_fid: FID of held-out test images (as many as the samples measured
+        then) against the reference: what a perfect generator would reach.
+      num_classes: K of the classifier.
+      num_levels: L of the images measured.
+    """
+
+    network: FeatureNetwork
+    reference: tuple[np.ndarray, np.ndarray]
+    real_fid: float
+    num_classes: int
+    num_levels: int
+
+    @classmethod
+    def for_dataset(
+        cls,
+        dataset: str,
+        data_dir: str | os.PathLike,
+        *,
+        num_samples: int,
+        feature_dataset: str | None = None,
+        reference_split: str = "train",
+        reference_examples: int | None = None,
+        classifier_steps: int = 2000,
+        classifier_batch_size: int = 128,
+        classifier_features: int = 128,
+        classifier_seed: int = 0,
+    ) -> "SampleQuality":
+        """The metric for samples of ``dataset``'s images.
+
+        Args:
+          dataset: the images the models learn (e.g. ``binarized_mnist``); the
+            reference and the test images come from it.
+          data_dir: a TFDS folder holding ``dataset`` and ``feature_dataset``, prepared.
+          num_samples: N, the number of samples the metric will be called on
+            (the real-data floor is measured on as many test images).
+          feature_dataset: the labelled dataset the classifier learns
+            (``mnist`` for ``binarized_mnist``); None: ``dataset``.
+          reference_split: the split of the reference statistics.
+          reference_examples: its first examples used; None: all.
+          classifier_steps, classifier_batch_size, classifier_features,
+            classifier_seed: see ``dataset_classifier``.
+
+        Returns:
+          The SampleQuality.
+        """
+        net = dataset_classifier(
+            feature_dataset or dataset,
+            data_dir,
+            num_steps=classifier_steps,
+            batch_size=classifier_batch_size,
+            features=classifier_features,
+            seed=classifier_seed,
+        )
+        info = data.dataset_info(dataset)
+        reference = gaussian_stats(
+            dataset_features(net.features, dataset, reference_split, data_dir, reference_examples)
+        )
+        test = dataset_features(net.features, dataset, info.test_split, data_dir, num_samples)
+        real_fid = frechet_distance(*gaussian_stats(test), *reference)
+        num_classes = data.dataset_info(feature_dataset or dataset).num_classes
+        return cls(net, reference, real_fid, num_classes, info.num_levels)
+
+    def __call__(self, samples: np.ndarray, batch_size: int = 500) -> dict[str, float]:
+        """FID and mode coverage of samples.
+
+        Args:
+          samples: int [N, H, W, C] levels in [0, num_levels).
+          batch_size: images per feature-network call.
+
+        Returns:
+          ``fid``, ``fid_num_samples`` (N), ``fid_real_test`` (the floor) and the
+          ``mode_coverage`` entries.
+        """
+        x = to_unit_range(samples, self.num_levels)
+        labels = np.concatenate(
+            [
+                np.asarray(self.network.predict(x[i : i + batch_size]))
+                for i in range(0, len(x), batch_size)
+            ]
+        )
+        return {
+            "fid": fid(self.network.features, samples, self.reference, self.num_levels),
+            "fid_num_samples": len(samples),
+            "fid_real_test": self.real_fid,
+            **mode_coverage(labels, self.num_classes),
+        }

@@ -86,3 +86,36 @@ def time_sampling(
             samples=samples,
         )
     return results
+
+
+def naive_seconds_estimate(
+    model: nn.Module, params, shape: tuple[int, int, int, int], num_passes: int
+) -> float:
+    """Seconds of naive sampling of ``shape``, extrapolated from ``num_passes`` of its steps.
+
+    Each of the H W C steps of the naive sampler is one full network pass on the
+    batch (plus B categorical draws, negligible next to it), so this times
+    ``num_passes`` compiled passes, after one that compiles, and scales the
+    fastest by H W C. For models whose naive run takes too long to wait for.
+
+    Args:
+      model: an autoregressive model, int [B, H, W, C] -> logits.
+      params: its variables.
+      shape: (B, H, W, C) of the samples.
+      num_passes: passes timed (at least 1).
+
+    Returns:
+      The estimated seconds of one ``autoregressive_sample(..., method="naive")`` call.
+    """
+    if num_passes < 1:
+        raise ValueError(f"num_passes={num_passes} must be at least 1.")
+    apply = jax.jit(model.apply)
+    x = jax.numpy.zeros(shape, jax.numpy.int32)
+    jax.block_until_ready(apply(params, x))
+    fastest = float("inf")
+    for _ in range(num_passes):
+        start = time.perf_counter()
+        jax.block_until_ready(apply(params, x))
+        fastest = min(fastest, time.perf_counter() - start)
+    _, h, w, c = shape
+    return fastest * h * w * c

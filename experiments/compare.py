@@ -1,0 +1,480 @@
+"""The whole taxonomy on one page: every family trained on one dataset and compared.
+
+    python -m experiments.compare --workdir DIR [--config=experiments/configs/compare.py:BUDGET]
+
+BUDGET is ``tiny``, ``cpu_hour`` (default) or ``paper``. Trains PixelCNN, Gated
+PixelCNN, Row LSTM, Diagonal BiLSTM, VAE and DCGAN on one dataset (default
+binarized MNIST), each in ``DIR/<model>/`` with its own experiment's code and
+config, then evaluates all of them the same way and writes ``DIR/report.md``,
+``DIR/results.json`` and the figures ``samples.png``, ``completions.png`` and
+``curves.png``.
+
+What is measured, per model:
+  parameters     trainable parameters (both players for the GAN).
+  train time     wall-clock seconds of the training run, compilation and the
+                 periodic evaluations included (``elapsed_s`` of its last train row).
+  test NLL       nats per image and bits/dim on the whole test split: exact for
+                 the autoregressive models; the IWAE bound with K =
+                 ``eval.iwae_samples`` for the VAE (an upper bound on the NLL), its
+                 negative ELBO beside it; none for the GAN, which has no density.
+  FID, coverage  ``eval.num_samples`` samples of each model on one feature network
+                 (``jaxgen.metrics.SampleQuality``); the first row holds the
+                 same numbers for as many real test images: the floor.
+  sampling time  seconds for ``eval.timing_samples`` images once compiled:
+                 cached (or the only method, for VAE and GAN) and naive, the
+                 latter extrapolated from ``eval.naive_timing_passes`` network
+                 passes unless that is None.
+
+Resuming: each model's training resumes from its own checkpoints and a finished
+model is not trained again; its evaluation is kept in ``DIR/<model>/compare.json``
+(with the pictures in ``compare_images.npz``) and reused while the evaluation
+config and the final step are unchanged.
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from ml_collections import ConfigDict
+
+from experiments import cli, compare_report
+from experiments import gan as gan_experiment
+from experiments import pixelcnn as autoregressive_experiment
+from experiments import vae as vae_experiment
+from experiments.configs import gan as gan_config
+from experiments.configs import pixelcnn as pixelcnn_config
+from experiments.configs import pixelrnn as pixelrnn_config
+from experiments.configs import vae as vae_config
+from experiments.configs.compare import MODELS
+from jaxgen import data, latent, metrics, sampling, timing
+from jaxgen.train import train_and_evaluate
+
+DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "compare.py"
+BUDGETS = ("tiny", "cpu_hour", "paper")
+# Levels of each dataset and the labelled dataset its FID feature network learns.
+DATASETS = {
+    "binarized_mnist": (2, "mnist"),
+    "mnist": (256, "mnist"),
+    "fashion_mnist": (256, "fashion_mnist"),
+}
+RESULTS_FILE = "compare.json"
+IMAGES_FILE = "compare_images.npz"
+_SAMPLE_BATCH = 500
+
+AUTOREGRESSIVE, LATENT, ADVERSARIAL = "autoregressive", "latent variable", "adversarial"
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One model of the comparison.
+
+    Attributes:
+      title: its name in the report.
+      family: ``AUTOREGRESSIVE``, ``LATENT`` or ``ADVERSARIAL``.
+      get_config: its experiment's ``get_config(variants)``.
+      variants: budget -> the experiment's config variants.
+    """
+
+    title: str
+    family: str
+    get_config: Callable[[str], ConfigDict]
+    variants: dict[str, str]
+
+
+MEMBERS = {
+    "pixelcnn": Member(
+        "PixelCNN",
+        AUTOREGRESSIVE,
+        pixelcnn_config.get_config,
+        {"tiny": "tiny", "cpu_hour": "cpu", "paper": ""},
+    ),
+    "gated_pixelcnn": Member(
+        "Gated PixelCNN",
+        AUTOREGRESSIVE,
+        pixelcnn_config.get_config,
+        {"tiny": "gated,tiny", "cpu_hour": "gated,cpu", "paper": "gated"},
+    ),
+    "row_lstm": Member(
+        "Row LSTM",
+        AUTOREGRESSIVE,
+        pixelrnn_config.get_config,
+        {"tiny": "row_lstm,tiny", "cpu_hour": "row_lstm,cpu", "paper": "row_lstm"},
+    ),
+    "diagonal_bilstm": Member(
+        "Diagonal BiLSTM",
+        AUTOREGRESSIVE,
+        pixelrnn_config.get_config,
+        {
+            "tiny": "diagonal_bilstm,tiny",
+            "cpu_hour": "diagonal_bilstm,cpu",
+            "paper": "diagonal_bilstm",
+        },
+    ),
+    # The VAE's and the GAN's default configs are their paper set-ups.
+    "vae": Member("VAE", LATENT, vae_config.get_config, {"tiny": "tiny", "cpu_hour": "cpu"}),
+    "dcgan": Member(
+        "DCGAN", ADVERSARIAL, gan_config.get_config, {"tiny": "tiny", "cpu_hour": "cpu"}
+    ),
+}
+
+
+def model_names(config: ConfigDict) -> list[str]:
+    """The models of ``config.models``, in order."""
+    return [name.strip() for name in config.models.split(",") if name.strip()]
+
+
+def check_config(config: ConfigDict) -> None:
+    """Raises a ValueError naming the first bad compare value."""
+    if config.dataset not in DATASETS:
+        raise ValueError(f"dataset={config.dataset!r} must be one of {', '.join(DATASETS)}.")
+    if config.budget not in BUDGETS:
+        raise ValueError(f"budget={config.budget!r} must be one of {', '.join(BUDGETS)}.")
+    names = model_names(config)
+    unknown = [name for name in names if name not in MEMBERS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(
+            f"models={config.models!r} must name distinct models among {', '.join(MODELS)}."
+        )
+    for name in names:
+        steps = config.steps[name]
+        if steps is not None and steps < 1:
+            raise ValueError(f"steps.{name}={steps} must be positive, or None (the budget's).")
+    if config.curve_points < 1:
+        raise ValueError(f"curve_points={config.curve_points} must be positive.")
+    e = config.eval
+    if e.num_samples <= e.classifier_features:
+        raise ValueError(
+            f"eval.num_samples={e.num_samples} must exceed eval.classifier_features="
+            f"{e.classifier_features}, or the feature covariance is singular."
+        )
+    for key in ("iwae_samples", "timing_samples", "num_completions", "grid_samples"):
+        if e[key] < 1:
+            raise ValueError(f"eval.{key}={e[key]} must be positive.")
+    if e.naive_timing_passes is not None and e.naive_timing_passes < 1:
+        raise ValueError(
+            f"eval.naive_timing_passes={e.naive_timing_passes} must be positive, or None."
+        )
+
+
+def member_config(config: ConfigDict, name: str) -> ConfigDict:
+    """The experiment config of model ``name`` under the comparison's budget and dataset."""
+    member = MEMBERS[name]
+    c = member.get_config(member.variants.get(config.budget, ""))
+    c.dataset, c.num_levels, c.binarize = config.dataset, DATASETS[config.dataset][0], "none"
+    c.seed, c.raw_dir, c.data_dir = config.seed, config.raw_dir, config.data_dir
+    if config.steps[name] is not None:
+        c.num_steps = config.steps[name]
+        c.warmup_steps = min(c.warmup_steps, c.num_steps // 10)
+    c.eval_every = c.checkpoint_every = max(1, c.num_steps // config.curve_points)
+    c.log_every = min(c.log_every, c.eval_every)
+    if name == "vae":
+        c.transfer.labels_per_class = ()  # the comparison needs no classifier transfer
+        c.iwae_samples = config.eval.iwae_samples
+        c.iwae_chunk_size = math.gcd(c.iwae_chunk_size, c.iwae_samples)
+        if c.num_levels > 2:
+            c.model.likelihood = "discretized_logistic"
+    if name == "dcgan":
+        feature_dataset = DATASETS[config.dataset][1]
+        c.fid.dataset = None if feature_dataset == config.dataset else feature_dataset
+        c.fid.num_samples = config.eval.num_samples
+        c.fid.reference_examples = config.eval.reference_examples
+        c.fid.classifier_steps = config.eval.classifier_steps
+        c.fid.classifier_batch_size = 128
+        c.fid.classifier_features = config.eval.classifier_features
+    return c
+
+
+def _make_task(name: str, c: ConfigDict):
+    family = MEMBERS[name].family
+    if family == AUTOREGRESSIVE:
+        return autoregressive_experiment.make_task(c)
+    if family == LATENT:
+        return vae_experiment.make_task(c)
+    return gan_experiment.make_task(c)
+
+
+@dataclasses.dataclass(frozen=True)
+class Generator:
+    """How to draw from a trained model.
+
+    Attributes:
+      sample: ``(params, key, n) -> int [n, H, W, C]`` samples (the fast method).
+      complete: ``(params, key, images, known) -> images`` with the unknown
+        pixels filled in; None for a model that cannot complete.
+      autoregressive: the model, for the naive-sampling time; None otherwise.
+    """
+
+    sample: Callable[[Any, jax.Array, int], np.ndarray]
+    complete: Callable[..., np.ndarray] | None
+    autoregressive: Any = None
+
+
+def make_generator(name: str, c: ConfigDict, config: ConfigDict) -> Generator:
+    """The samplers of model ``name`` with experiment config ``c``."""
+    family = MEMBERS[name].family
+    shape = data.dataset_info(c.dataset).image_shape
+    if family == AUTOREGRESSIVE:
+        model = autoregressive_experiment.make_model(c)
+
+        def sample_ar(params, key, n):
+            return sampling.autoregressive_sample(model, params, key, (n, *shape), method="cached")
+
+        def complete_ar(params, key, images, known):
+            return sampling.complete(model, params, key, images, known, method="cached")
+
+        return Generator(_batched(sample_ar), complete_ar, model)
+    if family == LATENT:
+        model = vae_experiment.make_model(c)
+
+        def sample_vae(params, key, n):
+            return latent.prior_samples(model, params, key, n)[1]
+
+        def complete_vae(params, key, images, known):
+            return latent.complete(model, params, key, images, known, config.eval.completion_steps)
+
+        return Generator(_batched(jax.jit(sample_vae, static_argnums=2)), complete_vae)
+    model = gan_experiment.make_model(c)
+
+    def sample_gan(params, key, n):
+        z = model.sample_latent(key, n)
+        return gan_experiment.generate_levels(model, params, z, c.num_levels)
+
+    return Generator(sample_gan, None)
+
+
+def _batched(sample: Callable) -> Callable:
+    """``sample(params, key, n)`` in equal batches of at most ``_SAMPLE_BATCH`` (one compile)."""
+
+    def run(params, key, n):
+        batch = min(n, _SAMPLE_BATCH)
+        parts = [
+            np.asarray(sample(params, jax.random.fold_in(key, i), batch))
+            for i in range(math.ceil(n / batch))
+        ]
+        return np.concatenate(parts)[:n]
+
+    return run
+
+
+def count_parameters(variables: Any) -> int:
+    """Trainable parameters: every leaf except BatchNorm statistics."""
+    leaves = jax.tree_util.tree_flatten_with_path(variables)[0]
+    return int(
+        sum(leaf.size for path, leaf in leaves if "batch_stats" not in jax.tree_util.keystr(path))
+    )
+
+
+def _seconds(fn: Callable[[], Any], repeats: int = 3) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn``, after one untimed (compiling) call."""
+    jax.block_until_ready(fn())
+    fastest = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        fastest = min(fastest, time.perf_counter() - start)
+    return fastest
+
+
+def _metric_rows(workdir: pathlib.Path) -> list[dict]:
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def training_summary(name: str, workdir: pathlib.Path) -> dict[str, Any]:
+    """Training time, test likelihood and the training curve of a finished run."""
+    rows = _metric_rows(workdir)
+    train = [row for row in rows if row["split"] == "train"]
+    (test,) = [row for row in rows if row["split"] == "test"][-1:]
+    family = MEMBERS[name].family
+    curve_metric = "fid" if family == ADVERSARIAL else "nll_nats"
+    summary = {
+        "train_steps": train[-1]["step"],
+        "train_seconds": train[-1]["elapsed_s"],
+        "curve_metric": curve_metric,
+        "curve": [
+            (row["elapsed_s"], row[curve_metric])
+            for row in rows
+            if row["split"] == "eval" and curve_metric in row
+        ],
+    }
+    if family != ADVERSARIAL:
+        summary.update(nll_nats=test["nll_nats"], bits_per_dim=test["bits_per_dim"])
+    if family == LATENT:
+        summary.update(
+            elbo_nats=-test["elbo"],
+            elbo_bits_per_dim=test["elbo_bits_per_dim"],
+            iwae_samples=int(test["iwae_samples"]),
+        )
+    return summary
+
+
+def evaluate_member(
+    name: str,
+    c: ConfigDict,
+    params: Any,
+    config: ConfigDict,
+    quality: metrics.SampleQuality,
+    examples: np.ndarray,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The comparison's numbers and pictures of one trained model.
+
+    Args:
+      name: the model.
+      c: its experiment config.
+      params: its trained (evaluation) variables.
+      config: the compare config.
+      quality: the shared FID / mode-coverage metric.
+      examples: int [num_completions, H, W, C] test images to complete.
+
+    Returns:
+      (results, pictures): the numbers, and ``grid`` (samples) and, where the
+      model can complete images, ``completions``.
+    """
+    generator = make_generator(name, c, config)
+    params = jax.device_get(params)
+    key = jax.random.key(config.seed)
+    sample_key, timing_key, complete_key = jax.random.split(key, 3)
+    samples = generator.sample(params, sample_key, config.eval.num_samples)
+    results = {"parameters": count_parameters(params), **quality(samples)}
+    n = config.eval.timing_samples
+    results["sample_seconds"] = _seconds(lambda: generator.sample(params, timing_key, n))
+    if generator.autoregressive is not None:
+        shape = (n, *examples.shape[1:])
+        passes = config.eval.naive_timing_passes
+        if passes is None:
+            naive = timing.time_sampling(generator.autoregressive, params, shape, ("naive",))
+            results["naive_sample_seconds"] = naive["naive"].sample_s
+        else:
+            results["naive_sample_seconds"] = timing.naive_seconds_estimate(
+                generator.autoregressive, params, shape, passes
+            )
+        results["naive_timing_passes"] = passes
+    pictures = {"grid": samples[: config.eval.grid_samples]}
+    if generator.complete is not None:
+        known = np.zeros(examples.shape[:3], bool)
+        known[:, : examples.shape[1] // 2] = True  # the top half is given
+        pictures["completions"] = np.asarray(
+            generator.complete(params, complete_key, examples, known)
+        )
+    return results, pictures
+
+
+def _cache_key(config: ConfigDict, c: ConfigDict) -> dict[str, Any]:
+    """What a stored evaluation must match to be reused."""
+    return json.loads(
+        json.dumps({"eval": config.eval.to_dict(), "seed": config.seed, "model": c.to_dict()})
+    )
+
+
+def _load_cached(workdir: pathlib.Path, key: dict) -> tuple[dict, dict] | None:
+    path = workdir / RESULTS_FILE
+    if not path.is_file() or not (workdir / IMAGES_FILE).is_file():
+        return None
+    stored = json.loads(path.read_text())
+    if stored.get("key") != key:
+        return None
+    with np.load(workdir / IMAGES_FILE) as pictures:
+        return stored["results"], dict(pictures)
+
+
+def _store(workdir: pathlib.Path, key: dict, results: dict, pictures: dict) -> None:
+    tmp = workdir / f"{IMAGES_FILE}.tmp.npz"
+    np.savez_compressed(tmp, **pictures)
+    tmp.replace(workdir / IMAGES_FILE)
+    tmp = workdir / f"{RESULTS_FILE}.tmp"
+    tmp.write_text(json.dumps({"key": key, "results": results}, indent=2) + "\n")
+    tmp.replace(workdir / RESULTS_FILE)  # written last: its presence means both are complete
+
+
+def make_quality(config: ConfigDict, data_dir: pathlib.Path) -> metrics.SampleQuality:
+    """The FID and mode-coverage metric shared by every model."""
+    return metrics.SampleQuality.for_dataset(
+        config.dataset,
+        data_dir,
+        num_samples=config.eval.num_samples,
+        feature_dataset=DATASETS[config.dataset][1],
+        reference_examples=config.eval.reference_examples,
+        classifier_steps=config.eval.classifier_steps,
+        classifier_features=config.eval.classifier_features,
+    )
+
+
+def _first_test_images(config: ConfigDict, data_dir: pathlib.Path, n: int) -> np.ndarray:
+    """The first ``n`` test images: int [n, H, W, C]."""
+    info = data.dataset_info(config.dataset)
+    batches = data.eval_batches(
+        config.dataset,
+        info.test_split,
+        batch_size=n,
+        num_levels=DATASETS[config.dataset][0],
+        data_dir=data_dir,
+        process_index=0,
+        process_count=1,
+    )
+    batch = next(iter(batches))
+    return batch["image"][batch["mask"]]
+
+
+def run(config: ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+    """Trains (or reuses) every model, evaluates them alike and writes the report.
+
+    Returns:
+      The contents of ``results.json``.
+    """
+    check_config(config)
+    workdir = pathlib.Path(workdir)
+    names = model_names(config)
+    feature_dataset = DATASETS[config.dataset][1]
+    data_dir = data.prepare(config.dataset, data_dir=config.data_dir, raw_dir=config.raw_dir)
+    data.prepare(feature_dataset, data_dir=config.data_dir, raw_dir=config.raw_dir)
+
+    trained = {}
+    for name in names:
+        c = member_config(config, name)
+        _log(f"== {MEMBERS[name].title}: training in {workdir / name} ({c.num_steps} steps)")
+        state = train_and_evaluate(_make_task(name, c), c, workdir / name)
+        trained[name] = (c, state.eval_params)
+
+    quality = make_quality(config, data_dir)
+    real = _first_test_images(config, data_dir, config.eval.num_samples)
+    examples = real[: config.eval.num_completions]
+    rows = [{"model": "test_images", "title": "Test images (the floor)", **quality(real)}]
+    pictures = {"test_images": {"grid": real[: config.eval.grid_samples]}}
+    for name, (c, params) in trained.items():
+        key = _cache_key(config, c)
+        cached = _load_cached(workdir / name, key)
+        if cached is None:
+            _log(f"== {MEMBERS[name].title}: evaluating")
+            cached = evaluate_member(name, c, params, config, quality, examples)
+            _store(workdir / name, key, *cached)
+        else:
+            _log(f"== {MEMBERS[name].title}: evaluation reused ({workdir / name / RESULTS_FILE})")
+        results, pictures[name] = cached
+        member = MEMBERS[name]
+        rows.append(
+            {
+                "model": name,
+                "title": member.title,
+                "family": member.family,
+                **training_summary(name, workdir / name),
+                **results,
+            }
+        )
+    report = compare_report.write(workdir, config, rows, pictures, examples)
+    if jax.process_index() == 0:
+        print(report)
+    return {"config": config.to_dict(), "rows": rows}
+
+
+def _log(message: str) -> None:
+    if jax.process_index() == 0:
+        print(message, flush=True)
+
+
+if __name__ == "__main__":
+    cli.main(run, DEFAULT_CONFIG)
