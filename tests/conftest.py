@@ -1,5 +1,6 @@
-"""Test set-up: 8 simulated CPU devices, shared raw-data location."""
+"""Test set-up: 8 simulated CPU devices, shared raw-data location, shared prepared data."""
 
+import fcntl
 import os
 import pathlib
 
@@ -21,4 +22,26 @@ def raw_dir() -> pathlib.Path:
             f"Raw data folder {path} not found: set JAXGEN_RAW_DIR to a folder holding "
             "mnist/, fashion_mnist/ and binarized_mnist/ raw files."
         )
+    return path
+
+
+@pytest.fixture(scope="session")
+def prepared_tfds(
+    tmp_path_factory: pytest.TempPathFactory, raw_dir: pathlib.Path, worker_id: str
+) -> pathlib.Path:
+    """A TFDS folder with binarized_mnist and mnist prepared from the raw files.
+
+    Shared by every test and every xdist worker of one run: the first worker to
+    get here prepares the data under a file lock, the others wait and reuse it.
+    Tests of preparation itself (tests/data, the first-run CLI test) use fresh folders.
+    """
+    from jaxgen import data
+
+    base = tmp_path_factory.getbasetemp()
+    root = base if worker_id == "master" else base.parent  # the run's folder, over the workers
+    path = root / "tfds_shared"
+    with open(root / "tfds_shared.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in ("binarized_mnist", "mnist"):
+            data.prepare(name, data_dir=path, raw_dir=raw_dir)
     return path

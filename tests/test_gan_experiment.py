@@ -13,8 +13,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = "--config=experiments/configs/gan.py:tiny"
 
 
-def _run(args: list[str], tmp_path: pathlib.Path, raw_dir: pathlib.Path):
-    env = {**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds"), "JAXGEN_RAW_DIR": str(raw_dir)}
+def _run(args: list[str], tfds_dir: pathlib.Path, raw_dir: pathlib.Path):
+    env = {**os.environ, "TFDS_DATA_DIR": str(tfds_dir), "JAXGEN_RAW_DIR": str(raw_dir)}
     return subprocess.run(
         [sys.executable, "-m", "experiments.gan", *args],
         cwd=REPO,
@@ -25,9 +25,11 @@ def _run(args: list[str], tmp_path: pathlib.Path, raw_dir: pathlib.Path):
     )
 
 
-def test_tiny_run_writes_grids_fid_and_best_checkpoint_then_resumes(tmp_path, raw_dir):
+def test_tiny_run_writes_grids_fid_and_best_checkpoint_then_resumes(
+    tmp_path, prepared_tfds, raw_dir
+):
     workdir = tmp_path / "run"
-    result = _run(["--workdir", str(workdir), CONFIG, "--config.k=2"], tmp_path, raw_dir)
+    result = _run(["--workdir", str(workdir), CONFIG, "--config.k=2"], prepared_tfds, raw_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Best FID" in result.stdout
 
@@ -57,15 +59,16 @@ def test_tiny_run_writes_grids_fid_and_best_checkpoint_then_resumes(tmp_path, ra
     best = [int(p.name) for p in (workdir / "checkpoints_best").iterdir() if p.name.isdigit()]
     assert best == [min(fids, key=lambda r: r["fid"])["step"]]
     assert (workdir / "checkpoints" / "20").is_dir()
-    assert list((tmp_path / "tfds" / "jaxgen_classifiers").glob("mnist_classifier_d16_*.msgpack"))
+    assert list((prepared_tfds / "jaxgen_classifiers").glob("mnist_classifier_d16_*.msgpack"))
 
-    again = _run(["--workdir", str(workdir), CONFIG, "--config.k=2"], tmp_path, raw_dir)
+    again = _run(["--workdir", str(workdir), CONFIG, "--config.k=2"], prepared_tfds, raw_dir)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Nothing to do" in again.stdout
 
 
 def test_bad_k_is_a_one_paragraph_error(tmp_path, raw_dir):
-    result = _run(["--workdir", str(tmp_path / "run"), CONFIG, "--config.k=3"], tmp_path, raw_dir)
+    args = ["--workdir", str(tmp_path / "run"), CONFIG, "--config.k=3"]
+    result = _run(args, tmp_path / "tfds", raw_dir)
     assert result.returncode == 2
     assert "divisible by k=3" in result.stderr
     assert "Traceback" not in result.stderr

@@ -11,9 +11,9 @@ from nbclient import NotebookClient
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "quickstart.ipynb"
 
 
-def test_quickstart_notebook_executes(raw_dir, tmp_path, monkeypatch):
+def test_quickstart_notebook_executes(raw_dir, prepared_tfds, monkeypatch):
     monkeypatch.setenv("JAXGEN_RAW_DIR", str(raw_dir))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(prepared_tfds))
     monkeypatch.setenv("XLA_FLAGS", "")  # one CPU device, like a laptop
     # The kernel spec runs `python`: make it this interpreter.
     monkeypatch.setenv(

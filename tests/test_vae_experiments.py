@@ -49,9 +49,8 @@ def _rows(workdir: pathlib.Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, raw_dir) -> dict:
-    tfds_dir = tmp_path_factory.mktemp("tfds")
-    return {**os.environ, "TFDS_DATA_DIR": str(tfds_dir), "JAXGEN_RAW_DIR": str(raw_dir)}
+def env(prepared_tfds, raw_dir) -> dict:
+    return {**os.environ, "TFDS_DATA_DIR": str(prepared_tfds), "JAXGEN_RAW_DIR": str(raw_dir)}
 
 
 @pytest.fixture(scope="module")

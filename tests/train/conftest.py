@@ -6,15 +6,12 @@ import pytest
 from ml_collections import ConfigDict
 
 from experiments.configs.pixelcnn import get_config
-from jaxgen import data
 
 
 @pytest.fixture(scope="session")
-def bmnist_dir(tmp_path_factory: pytest.TempPathFactory, raw_dir: pathlib.Path) -> pathlib.Path:
+def bmnist_dir(prepared_tfds: pathlib.Path) -> pathlib.Path:
     """A TFDS folder with the real binarized MNIST prepared from the raw files."""
-    data_dir = tmp_path_factory.mktemp("tfds")
-    data.prepare("binarized_mnist", data_dir=data_dir, raw_dir=raw_dir)
-    return data_dir
+    return prepared_tfds
 
 
 @pytest.fixture

@@ -1,0 +1,157 @@
+"""experiments.compare: the members' configs, and the whole command on the tiny budget."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import compare
+from experiments.configs.compare import MODELS, get_config
+from jaxgen import timing
+from jaxgen.models import registry
+from tests.conftest import REPO
+
+TINY = "--config=experiments/configs/compare.py:tiny"
+
+
+def _run(workdir, tfds_dir, raw_dir, *args):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, as users run
+    env.update(TFDS_DATA_DIR=str(tfds_dir), JAXGEN_RAW_DIR=str(raw_dir))
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.compare", "--workdir", str(workdir), TINY, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def _table(report: str) -> list[list[str]]:
+    rows = [line for line in report.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+
+
+def test_tiny_compare_reports_every_family_and_reuses_finished_models(
+    tmp_path, prepared_tfds, raw_dir
+):
+    workdir, tfds = tmp_path / "compare", prepared_tfds
+    first = _run(workdir, tfds, raw_dir, "--config.models=pixelcnn,vae")
+    assert first.returncode == 0, first.stderr[-3000:]
+    kept = {name: (workdir / name / "metrics.jsonl").read_bytes() for name in ("pixelcnn", "vae")}
+    before = json.loads((workdir / "results.json").read_text())["rows"]
+
+    second = _run(workdir, tfds, raw_dir)  # all six: two are finished already
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("Nothing to do") == 2
+    assert second.stdout.count("evaluation reused") == 2
+    for name, content in kept.items():  # not trained again
+        assert (workdir / name / "metrics.jsonl").read_bytes() == content
+
+    results = json.loads((workdir / "results.json").read_text())["rows"]
+    assert [row["model"] for row in results] == ["test_images", *MODELS]
+    by_name = {row["model"]: row for row in results}
+    for name in ("test_images", "pixelcnn", "vae"):
+        assert by_name[name] == next(row for row in before if row["model"] == name)
+    floor = by_name["test_images"]["fid"]
+    for name in MODELS:
+        row = by_name[name]
+        assert row["train_steps"] == 8 and row["train_seconds"] > 0
+        assert row["parameters"] > 0 and row["sample_seconds"] > 0
+        assert row["fid_num_samples"] == 64 and row["fid"] > floor >= 0
+        assert 0 <= row["class_entropy"] <= np.log(10) + 1e-9
+        assert [point[0] for point in row["curve"]] == sorted(p[0] for p in row["curve"])
+        assert len(row["curve"]) == 2
+        if name != "dcgan":  # 784 binary pixels: a fair coin is 543.4 nats
+            assert 0 < row["nll_nats"] < 784 * np.log(2) * 1.5
+    vae = by_name["vae"]
+    assert vae["iwae_samples"] == 10
+    assert vae["nll_nats"] <= vae["elbo_nats"]  # the IWAE bound is tighter than the ELBO
+    assert "nll_nats" not in by_name["dcgan"]
+    for name in MODELS[:4]:
+        assert by_name[name]["naive_sample_seconds"] > by_name[name]["sample_seconds"]
+
+    report = (workdir / "report.md").read_text()
+    table = _table(report)
+    assert [row[0] for row in table] == [
+        "Test images (the floor)",
+        "PixelCNN",
+        "Gated PixelCNN",
+        "Row LSTM",
+        "Diagonal BiLSTM",
+        "VAE",
+        "DCGAN",
+    ]
+    assert table[-1][5] == "—" and table[-2][5].endswith("(IWAE)")
+    assert table[1][12].startswith("≈ ")  # naive time extrapolated on the tiny budget
+    samples = Image.open(workdir / "samples.png")
+    completions = Image.open(workdir / "completions.png")
+    curves = Image.open(workdir / "curves.png")
+    assert samples.width > 6 * samples.height  # seven panels side by side
+    assert completions.height > completions.width  # 2 + 5 strips of 2 images
+    assert curves.width > curves.height  # the NLL panel and the FID panel
+
+
+def test_bad_compare_configs_are_refused_with_the_key_named():
+    config = get_config("tiny")
+    config.models = "pixelcnn,wavenet"
+    with pytest.raises(ValueError, match="models='pixelcnn,wavenet' must name distinct models"):
+        compare.check_config(config)
+    config = get_config("tiny")
+    config.dataset = "cifar10"
+    with pytest.raises(ValueError, match="dataset='cifar10' must be one of"):
+        compare.check_config(config)
+    config = get_config("tiny")
+    config.eval.num_samples = 16
+    with pytest.raises(ValueError, match="eval.num_samples=16 must exceed"):
+        compare.check_config(config)
+
+
+@pytest.mark.parametrize("budget", ["tiny", "cpu_hour", "paper"])
+def test_member_configs_share_the_dataset_seed_and_evaluation(budget):
+    config = get_config(f"{budget}")
+    config.dataset, config.seed = "fashion_mnist", 3
+    for name in MODELS:
+        c = compare.member_config(config, name)
+        assert (c.dataset, c.num_levels, c.seed) == ("fashion_mnist", 256, 3)
+        steps = config.steps[name]
+        assert c.num_steps == (steps if steps is not None else c.num_steps)
+        assert c.num_steps // c.eval_every == config.curve_points
+    vae = compare.member_config(config, "vae")
+    assert vae.transfer.labels_per_class == ()
+    assert vae.model.likelihood == "discretized_logistic"  # 256 levels
+    assert vae.iwae_samples == config.eval.iwae_samples
+    assert vae.iwae_samples % vae.iwae_chunk_size == 0
+    gan = compare.member_config(config, "dcgan")
+    assert gan.fid.num_samples == config.eval.num_samples
+    assert gan.fid.classifier_steps == config.eval.classifier_steps
+    pixelcnn = compare.member_config(config, "pixelcnn")
+    if budget == "paper":
+        assert (pixelcnn.model.num_layers, pixelcnn.model.features) == (15, 128)
+        assert pixelcnn.num_steps == 200_000
+
+
+def test_parameter_count_leaves_out_batch_norm_statistics():
+    config = compare.member_config(get_config("tiny"), "dcgan")
+    variables = compare.gan_experiment.make_model(config).init(jax.random.key(0))
+    params_only = sum(
+        leaf.size
+        for player in ("generator", "discriminator")
+        for leaf in jax.tree.leaves(variables[player]["params"])
+    )
+    assert jax.tree.leaves(variables["generator"]["batch_stats"])
+    assert compare.count_parameters(variables) == params_only
+
+
+def test_naive_time_estimate_is_close_to_a_real_naive_run():
+    model = registry.build_model({"name": "pixelcnn", "num_layers": 2, "features": 8}, 2)
+    shape = (4, 8, 8, 1)
+    params = model.init(jax.random.key(0), np.zeros(shape, np.int32))
+    real = timing.time_sampling(model, params, shape, ("naive",), repeats=3)["naive"].sample_s
+    estimate = timing.naive_seconds_estimate(model, params, shape, num_passes=10)
+    assert real / 3 < estimate < real * 3, (estimate, real)
