@@ -12,7 +12,7 @@ Variants (combine with commas, e.g. ``autoencoder.py:tiny``):
 
 from ml_collections import ConfigDict, config_dict
 
-from experiments.configs.common import apply_variants
+from experiments.configs.common import apply_variants, data_config
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -24,12 +24,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     Returns:
       The experiment's ConfigDict.
     """
-    c = ConfigDict()
-    c.dataset = "mnist"
-    c.num_levels = 256
-    c.binarize = "none"
-    c.raw_dir = config_dict.placeholder(str)  # canonical raw files; else JAXGEN_RAW_DIR/download
-    c.data_dir = config_dict.placeholder(str)  # TFDS data folder; else TFDS_DATA_DIR
+    c = data_config("mnist", num_levels=256)  # 8-bit images
 
     c.model = ConfigDict()
     c.model.latent_dim = 32

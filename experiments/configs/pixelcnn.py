@@ -11,7 +11,7 @@ Periodic evaluations use the first ``eval_max_examples`` validation examples
 
 from ml_collections import ConfigDict, config_dict
 
-from experiments.configs.common import apply_variants
+from experiments.configs.common import apply_variants, data_config
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -23,12 +23,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     Returns:
       The experiment's ConfigDict.
     """
-    c = ConfigDict()
-    c.dataset = "binarized_mnist"  # fixed binarization of Larochelle & Murray
-    c.num_levels = 2
-    c.binarize = "none"  # "dynamic" draws a fresh binarization of mnist every step
-    c.raw_dir = config_dict.placeholder(str)  # canonical raw files; else JAXGEN_RAW_DIR/download
-    c.data_dir = config_dict.placeholder(str)  # TFDS data folder; else TFDS_DATA_DIR
+    c = data_config("binarized_mnist", num_levels=2)  # the fixed binarization (Larochelle & Murray)
 
     c.model = ConfigDict()
     c.model.name = "pixelcnn"
