@@ -7,7 +7,7 @@ JAXGEN_RAW_DIR ?= $(if $(wildcard ../shared/data/raw),$(abspath ../shared/data/r
 export JAXGEN_RAW_DIR
 WORKDIR ?= runs/pixelcnn_cpu
 
-.PHONY: main test venv lint
+.PHONY: main test compare venv lint
 
 venv: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml
 
 main: venv
 	$(BIN)/python -m experiments.pixelcnn --workdir $(WORKDIR) --config=experiments/configs/pixelcnn.py:cpu
+
+# Every family on binarized MNIST under the cpu_hour budget (about an hour on a 2-core CPU).
+compare: venv
+	$(BIN)/python -m experiments.compare --workdir runs/compare_cpu_hour
 
 test: venv
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
