@@ -42,13 +42,16 @@ def make_task(config: ConfigDict) -> Task:
         """int [B] labels for a class-conditional model (padding's -1 as 0), else None."""
         return None if num_classes is None else jnp.maximum(batch["label"], 0)
 
+    def inputs(batch) -> tuple[jax.Array, ...]:
+        """The model's arguments: the images, and the labels if it is class-conditional."""
+        return (batch["image"],) if num_classes is None else (batch["image"], labels_of(batch))
+
     def nll(params, batch) -> jax.Array:
         """float [B] nats per image."""
-        logits = model.apply(params, batch["image"], labels_of(batch))
-        return losses.autoregressive_nll(logits, batch["image"])
+        return losses.autoregressive_nll(model.apply(params, *inputs(batch)), batch["image"])
 
     def init(key, batch):
-        return model.init(key, batch["image"], labels_of(batch))
+        return model.init(key, *inputs(batch))
 
     def loss_fn(params, batch, key):
         del key  # the model is deterministic
