@@ -92,7 +92,7 @@ def test_tiny_compare_reports_every_family_and_reuses_finished_models(
     samples = Image.open(workdir / "samples.png")
     completions = Image.open(workdir / "completions.png")
     curves = Image.open(workdir / "curves.png")
-    assert samples.width > 6 * samples.height  # seven panels side by side
+    assert samples.width >= 6 * samples.height  # seven square-ish panels side by side
     assert completions.height > completions.width  # 2 + 5 strips of 2 images
     assert curves.width > curves.height  # the NLL panel and the FID panel
 
