@@ -465,7 +465,9 @@ def run(config: ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
                 **results,
             }
         )
-    report = compare_report.write(workdir, config, rows, pictures, examples)
+    report = compare_report.write(
+        workdir, config, rows, pictures, examples, DATASETS[config.dataset][0]
+    )
     if jax.process_index() == 0:
         print(report)
     return {"config": config.to_dict(), "rows": rows}

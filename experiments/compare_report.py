@@ -33,6 +33,7 @@ def write(
     rows: Sequence[Mapping[str, Any]],
     pictures: Mapping[str, Mapping[str, np.ndarray]],
     examples: np.ndarray,
+    levels: int,
 ) -> str:
     """Writes the report and figures to ``workdir`` (on process 0) and returns the report.
 
@@ -42,11 +43,11 @@ def write(
       rows: one dict of results per model, the real test images first.
       pictures: model -> {"grid": int [N, H, W, C], "completions": int [M, H, W, C]}.
       examples: int [M, H, W, C], the test images the models completed.
+      levels: intensity levels L of the images.
 
     Returns:
       The markdown of ``report.md``.
     """
-    levels = 2 if config.dataset == "binarized_mnist" else 256
     report = markdown(config, rows)
     if jax.process_index() != 0:
         return report
