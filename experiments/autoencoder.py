@@ -24,6 +24,7 @@ from jaxgen import data, keys, latent, transfer, viz
 from jaxgen.models.autoencoder import Autoencoder, reconstruction_loss
 from jaxgen.train import Task, train_and_evaluate
 from jaxgen.train.logging import MetricsWriter
+from jaxgen.validation import ConfigError
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "autoencoder.py"
 
@@ -172,7 +173,7 @@ def run_transfer(
     name = config.transfer.dataset or config.dataset
     info = data.dataset_info(name)
     if not info.num_classes:
-        raise ValueError(
+        raise ConfigError(
             f"transfer.dataset={name!r} has no labels; set --config.transfer.dataset to a "
             "labelled dataset (mnist or fashion_mnist), or transfer.labels_per_class=() to skip."
         )

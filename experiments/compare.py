@@ -54,6 +54,7 @@ from experiments.configs import vae as vae_config
 from experiments.configs.compare import MODELS
 from jaxgen import data, latent, metrics, sampling, timing
 from jaxgen.train import train_and_evaluate
+from jaxgen.validation import ConfigError
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "compare.py"
 BUDGETS = ("tiny", "cpu_hour", "paper")
@@ -132,32 +133,32 @@ def model_names(config: ConfigDict) -> list[str]:
 def check_config(config: ConfigDict) -> None:
     """Raises a ValueError naming the first bad compare value."""
     if config.dataset not in DATASETS:
-        raise ValueError(f"dataset={config.dataset!r} must be one of {', '.join(DATASETS)}.")
+        raise ConfigError(f"dataset={config.dataset!r} must be one of {', '.join(DATASETS)}.")
     if config.budget not in BUDGETS:
-        raise ValueError(f"budget={config.budget!r} must be one of {', '.join(BUDGETS)}.")
+        raise ConfigError(f"budget={config.budget!r} must be one of {', '.join(BUDGETS)}.")
     names = model_names(config)
     unknown = [name for name in names if name not in MEMBERS]
     if unknown or not names or len(set(names)) != len(names):
-        raise ValueError(
+        raise ConfigError(
             f"models={config.models!r} must name distinct models among {', '.join(MODELS)}."
         )
     for name in names:
         steps = config.steps[name]
         if steps is not None and steps < 1:
-            raise ValueError(f"steps.{name}={steps} must be positive, or None (the budget's).")
+            raise ConfigError(f"steps.{name}={steps} must be positive, or None (the budget's).")
     if config.curve_points < 1:
-        raise ValueError(f"curve_points={config.curve_points} must be positive.")
+        raise ConfigError(f"curve_points={config.curve_points} must be positive.")
     e = config.eval
     if e.num_samples <= e.classifier_features:
-        raise ValueError(
+        raise ConfigError(
             f"eval.num_samples={e.num_samples} must exceed eval.classifier_features="
             f"{e.classifier_features}, or the feature covariance is singular."
         )
     for key in ("iwae_samples", "timing_samples", "num_completions", "grid_samples"):
         if e[key] < 1:
-            raise ValueError(f"eval.{key}={e[key]} must be positive.")
+            raise ConfigError(f"eval.{key}={e[key]} must be positive.")
     if e.naive_timing_passes is not None and e.naive_timing_passes < 1:
-        raise ValueError(
+        raise ConfigError(
             f"eval.naive_timing_passes={e.naive_timing_passes} must be positive, or None."
         )
 

@@ -37,6 +37,7 @@ from jaxgen import data, gan, keys, losses, metrics, viz
 from jaxgen.models.dcgan import make_gan, to_levels, to_signed
 from jaxgen.train import Task, jit_train_step, make_schedule, train_and_evaluate
 from jaxgen.train.loop import BEST_DIR, best_metric_value
+from jaxgen.validation import ConfigError
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "gan.py"
 _GENERATE_BATCH = 500
@@ -45,40 +46,40 @@ _GENERATE_BATCH = 500
 def check_config(config: ConfigDict) -> None:
     """Raises a ValueError naming the first bad GAN-specific value."""
     if config.k < 1:
-        raise ValueError(f"k={config.k} discriminator steps per generator step must be >= 1.")
+        raise ConfigError(f"k={config.k} discriminator steps per generator step must be >= 1.")
     if config.batch_size % config.k:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size={config.batch_size} must be divisible by k={config.k}: each of the k "
             "discriminator updates takes batch_size // k real images."
         )
     if config.generator_loss not in ("non_saturating", "minimax"):
-        raise ValueError(
+        raise ConfigError(
             f"generator_loss={config.generator_loss!r} must be 'non_saturating' or 'minimax'."
         )
     if not config.learning_rate > 0:
-        raise ValueError(f"learning_rate={config.learning_rate} must be positive.")
+        raise ConfigError(f"learning_rate={config.learning_rate} must be positive.")
     if config.interpolation_rows < 1 or config.interpolation_steps < 2:
-        raise ValueError("interpolation_rows must be >= 1 and interpolation_steps >= 2.")
+        raise ConfigError("interpolation_rows must be >= 1 and interpolation_steps >= 2.")
     fid = config.fid
     if fid.num_samples <= fid.classifier_features:
-        raise ValueError(
+        raise ConfigError(
             f"fid.num_samples={fid.num_samples} must exceed fid.classifier_features="
             f"{fid.classifier_features}, or the feature covariance is singular."
         )
     info = data.dataset_info(fid.dataset or config.dataset)
     if info.num_classes == 0:
-        raise ValueError(
+        raise ConfigError(
             f"FID needs a labelled dataset for its feature network, and {info.name!r} has no "
             "labels: set --config.fid.dataset=mnist (or the dataset yours derives from)."
         )
     if info.image_shape != data.dataset_info(config.dataset).image_shape:
-        raise ValueError(
+        raise ConfigError(
             f"fid.dataset={info.name!r} has images of shape {info.image_shape}, unlike "
             f"dataset={config.dataset!r}; choose a feature dataset of the same shape."
         )
     splits = data.dataset_info(config.dataset).splits
     if fid.reference_split not in splits:
-        raise ValueError(
+        raise ConfigError(
             f"fid.reference_split={fid.reference_split!r} is not a split of "
             f"{config.dataset!r}; use one of {list(splits)}."
         )

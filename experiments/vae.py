@@ -27,6 +27,7 @@ from experiments.autoencoder import interpolation_rows, run_transfer, save_rows,
 from jaxgen import data, latent, likelihoods, losses, viz
 from jaxgen.models.vae import VAE
 from jaxgen.train import Task, jit_train_step, train_and_evaluate
+from jaxgen.validation import ConfigError
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "vae.py"
 PICTURE_ROWS = 10  # test images in the latent-editing picture
@@ -52,17 +53,17 @@ def check_config(config: ConfigDict) -> None:
     """Raises a ValueError naming the first bad VAE-specific value."""
     for name in ("elbo_samples", "iwae_samples", "iwae_chunk_size"):
         if config[name] < 1:
-            raise ValueError(f"{name}={config[name]} must be a positive integer.")
+            raise ConfigError(f"{name}={config[name]} must be a positive integer.")
     if config.iwae_samples % min(config.iwae_chunk_size, config.iwae_samples):
-        raise ValueError(
+        raise ConfigError(
             f"iwae_chunk_size={config.iwae_chunk_size} must divide "
             f"iwae_samples={config.iwae_samples}."
         )
     if config.beta < 0:
-        raise ValueError(f"beta={config.beta} must be non-negative.")
+        raise ConfigError(f"beta={config.beta} must be non-negative.")
     likelihoods.check_likelihood(config.model.likelihood, config.num_levels)
     if not 0 <= config.edit_dim < config.model.latent_dim or config.model.latent_dim < 2:
-        raise ValueError(
+        raise ConfigError(
             f"edit_dim={config.edit_dim} must be in [0, model.latent_dim) and "
             f"model.latent_dim={config.model.latent_dim} at least 2 (for the latent manifold)."
         )

@@ -33,6 +33,7 @@ import optax
 from jaxgen import losses
 from jaxgen.models.dcgan import to_signed
 from jaxgen.train.state import TrainState
+from jaxgen.validation import ConfigError
 
 PLAYERS = ("generator", "discriminator")
 Variables = dict[str, Any]
@@ -145,9 +146,9 @@ def make_train_step(
       generator update; ``loss`` = ``d_loss`` (log 4 - 2 JSD at the optimal D).
     """
     if k < 1:
-        raise ValueError(f"k={k} discriminator steps per generator step must be >= 1.")
+        raise ConfigError(f"k={k} discriminator steps per generator step must be >= 1.")
     if generator_loss not in ("non_saturating", "minimax"):
-        raise ValueError(
+        raise ConfigError(
             f"generator_loss={generator_loss!r} must be 'non_saturating' or 'minimax'."
         )
     g_mod, d_mod = gan.generator, gan.discriminator
@@ -155,7 +156,7 @@ def make_train_step(
     def train_step(state: TrainState, batch: Mapping[str, jax.Array], key: jax.Array):
         images = batch["image"]
         if images.shape[0] % k:
-            raise ValueError(
+            raise ConfigError(
                 f"a batch of {images.shape[0]} images does not split into k={k} parts."
             )
         m = images.shape[0] // k

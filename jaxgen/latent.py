@@ -21,6 +21,7 @@ from jax.scipy.special import ndtri
 
 from jaxgen import losses
 from jaxgen.models.vae import reparameterize
+from jaxgen.validation import ConfigError
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -130,7 +131,7 @@ def iwae_log_px(
       float [B] the bound in nats per image.
     """
     if num_samples < 1 or chunk_size < 1 or num_samples % min(chunk_size, num_samples):
-        raise ValueError(
+        raise ConfigError(
             f"num_samples={num_samples} must be a positive multiple of chunk_size={chunk_size} "
             "(or smaller than it); pick a chunk_size that divides num_samples."
         )
@@ -186,7 +187,7 @@ def latent_manifold(
       float [n, n, H, W, C] in [0, 1].
     """
     if model.latent_dim < 2 or not all(0 <= d < model.latent_dim for d in dims):
-        raise ValueError(
+        raise ConfigError(
             f"dims={dims} must be two dimensions of z, in [0, latent_dim={model.latent_dim})."
         )
     coords = ndtri((jnp.arange(num_per_axis) + 0.5) / num_per_axis)
@@ -211,7 +212,7 @@ def latent_edit(model: nn.Module, params, x: jax.Array, dim: int, values: jax.Ar
       float [B, V, H, W, C] in [0, 1]; row b edits image b.
     """
     if not 0 <= dim < model.latent_dim:
-        raise ValueError(f"dim={dim} must be in [0, latent_dim={model.latent_dim}).")
+        raise ConfigError(f"dim={dim} must be in [0, latent_dim={model.latent_dim}).")
     z = model.apply(params, x, method=model.encode_mean)
     values = jnp.asarray(values, z.dtype)
     edited = jnp.repeat(z[:, None], values.shape[0], axis=1).at[:, :, dim].set(values)

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr
 
+from jaxgen.validation import ConfigError
+
 LIKELIHOODS: tuple[str, ...] = (
     "bernoulli",
     "categorical",
@@ -42,11 +44,11 @@ MIN_LOG_SCALE = -7.0
 def check_likelihood(likelihood: str, num_levels: int) -> None:
     """Raises a ValueError unless ``likelihood`` exists and fits ``num_levels``."""
     if likelihood not in LIKELIHOODS:
-        raise ValueError(f"likelihood={likelihood!r} must be one of {', '.join(LIKELIHOODS)}.")
+        raise ConfigError(f"likelihood={likelihood!r} must be one of {', '.join(LIKELIHOODS)}.")
     if num_levels < 2:
-        raise ValueError(f"num_levels={num_levels} must be at least 2.")
+        raise ConfigError(f"num_levels={num_levels} must be at least 2.")
     if likelihood == "bernoulli" and num_levels != 2:
-        raise ValueError(
+        raise ConfigError(
             f"likelihood='bernoulli' models binary data but num_levels={num_levels}; use "
             "'categorical', 'discretized_logistic' or 'discretized_gaussian' for 8-bit data."
         )
@@ -112,7 +114,7 @@ def pixel_log_probs(likelihood: str, params: jax.Array, x: jax.Array, num_levels
     check_likelihood(likelihood, num_levels)
     p = num_params(likelihood, num_levels)
     if params.shape != (*x.shape, p):
-        raise ValueError(
+        raise ConfigError(
             f"{likelihood} decoder outputs must have shape {(*x.shape, p)} for images of shape "
             f"{x.shape}; got {params.shape}."
         )

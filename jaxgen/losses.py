@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxgen.validation import ConfigError
+
 
 def autoregressive_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
     """Negative log-likelihood of images under per-subpixel categorical outputs.
@@ -23,7 +25,7 @@ def autoregressive_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
       float [B]: -log p(x) in nats per image (sum over H, W, C).
     """
     if logits.shape[:-1] != x.shape:
-        raise ValueError(
+        raise ConfigError(
             f"logits shape {logits.shape} must be x's shape {x.shape} plus a levels axis."
         )
     nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), x)
@@ -101,4 +103,4 @@ def gan_generator_loss(
         return jnp.mean(jax.nn.log_sigmoid(-fake_logits))
     if kind == "non_saturating":
         return -jnp.mean(jax.nn.log_sigmoid(fake_logits))
-    raise ValueError(f"kind={kind!r} must be 'non_saturating' or 'minimax'.")
+    raise ConfigError(f"kind={kind!r} must be 'non_saturating' or 'minimax'.")

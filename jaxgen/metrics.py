@@ -43,6 +43,7 @@ import optax
 import scipy.linalg
 
 from jaxgen import data
+from jaxgen.validation import ConfigError
 
 FeatureFn = Callable[[jax.Array], jax.Array]
 BatchFn = Callable[[int], Mapping[str, np.ndarray]]
@@ -65,18 +66,18 @@ def to_unit_range(images: jax.Array | np.ndarray, num_levels: int | None) -> np.
     images = np.asarray(images)
     if np.issubdtype(images.dtype, np.integer):
         if num_levels is None:
-            raise ValueError("Integer images need num_levels (their number of levels L).")
+            raise ConfigError("Integer images need num_levels (their number of levels L).")
         lo, hi = images.min(initial=0), images.max(initial=0)
         if lo < 0 or hi >= num_levels:
-            raise ValueError(f"Images have levels in [{lo}, {hi}], outside [0, {num_levels}).")
+            raise ConfigError(f"Images have levels in [{lo}, {hi}], outside [0, {num_levels}).")
         return images.astype(np.float32) / (num_levels - 1)
     if num_levels is not None:
-        raise ValueError(
+        raise ConfigError(
             f"Float images must lie in [0, 1] with num_levels=None; got num_levels={num_levels}."
         )
     lo, hi = images.min(initial=0.0), images.max(initial=0.0)
     if lo < 0.0 or hi > 1.0:
-        raise ValueError(
+        raise ConfigError(
             f"Float images have values in [{lo:.3g}, {hi:.3g}] but must lie in [0, 1]; map "
             "tanh outputs in [-1, 1] with (y + 1) / 2."
         )
@@ -141,7 +142,7 @@ def frechet_distance(
     mu1, mu2 = np.atleast_1d(np.float64(mu1)), np.atleast_1d(np.float64(mu2))
     sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError(
+        raise ConfigError(
             f"Statistics differ in shape: mu {mu1.shape} vs {mu2.shape}, "
             f"sigma {sigma1.shape} vs {sigma2.shape}."
         )
@@ -153,7 +154,7 @@ def frechet_distance(
     if np.iscomplexobj(covmean):
         imag = np.max(np.abs(np.diagonal(covmean).imag))
         if imag > 1e-3:
-            raise ValueError(
+            raise ConfigError(
                 f"The matrix square root has an imaginary component {imag:.3g}: the covariances "
                 "are singular or not positive semi-definite; use more samples than features."
             )
@@ -233,7 +234,7 @@ def mode_coverage(labels: np.ndarray, num_classes: int) -> dict[str, float]:
     """
     counts = np.bincount(np.asarray(labels).reshape(-1), minlength=num_classes)
     if len(counts) != num_classes or counts.sum() == 0:
-        raise ValueError(f"labels must be a non-empty array of classes in [0, {num_classes}).")
+        raise ConfigError(f"labels must be a non-empty array of classes in [0, {num_classes}).")
     p = counts / counts.sum()
     nz = p[p > 0]
     return {
@@ -404,7 +405,7 @@ def dataset_classifier(
     """
     info = data.dataset_info(dataset)
     if info.num_classes == 0:
-        raise ValueError(
+        raise ConfigError(
             f"Dataset {dataset!r} has no labels to train the FID feature network on; use the "
             "8-bit dataset it comes from (mnist for binarized_mnist)."
         )

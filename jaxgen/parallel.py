@@ -12,6 +12,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxgen.validation import ConfigError
+
 DATA_AXIS = "data"
 
 
@@ -35,15 +37,15 @@ def initialize_distributed(
       ValueError: a bad argument, or some are missing and JAX cannot detect them.
     """
     if num_processes is not None and num_processes < 1:
-        raise ValueError(f"--num_processes={num_processes} must be at least 1.")
+        raise ConfigError(f"--num_processes={num_processes} must be at least 1.")
     if None not in (num_processes, process_id) and not 0 <= process_id < num_processes:
-        raise ValueError(
+        raise ConfigError(
             f"--process_id={process_id} must be in [0, --num_processes={num_processes})."
         )
     try:
         jax.distributed.initialize(coordinator_address, num_processes, process_id)
     except ValueError as e:
-        raise ValueError(
+        raise ConfigError(
             f"Cannot start the multi-process run: {e} Give --coordinator_address=HOST:PORT, "
             "--num_processes and --process_id, or run where JAX detects them (a TPU pod "
             "slice, SLURM, Open MPI, Kubernetes) with --distributed."
@@ -62,7 +64,7 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
     devices = jax.devices()
     n = len(devices) if num_devices is None else num_devices
     if not 1 <= n <= len(devices):
-        raise ValueError(f"num_devices={num_devices} must be in [1, {len(devices)}].")
+        raise ConfigError(f"num_devices={num_devices} must be in [1, {len(devices)}].")
     return Mesh(np.asarray(devices[:n]), (DATA_AXIS,))
 
 
@@ -80,7 +82,7 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     """Raises a ValueError unless the global batch splits evenly over the devices."""
     n = mesh.devices.size
     if batch_size % n:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size={batch_size} must be divisible by the number of devices ({n}); "
             f"use a multiple of {n}."
         )

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.validation import check_images
+from jaxgen.validation import ConfigError, check_images
 
 LogitsFn = Callable[[jax.Array], jax.Array]
 METHODS = ("naive", "cached")
@@ -116,17 +116,17 @@ def _compiled_sampler(model: nn.Module, method: str, temperature: float) -> Call
         return jax.jit(run)
     if method == "cached":
         if not hasattr(model, "step"):
-            raise ValueError(
+            raise ConfigError(
                 f"method='cached' is not available for {type(model).__name__}: it has no "
                 "init_cache/start_row/step methods; use method='naive'."
             )
         return jax.jit(functools.partial(_cached_loop, model, temperature=temperature))
-    raise ValueError(f"method={method!r} must be one of {', '.join(METHODS)}.")
+    raise ConfigError(f"method={method!r} must be one of {', '.join(METHODS)}.")
 
 
 def _check_temperature(temperature: float) -> None:
     if not temperature > 0:
-        raise ValueError(f"temperature={temperature} must be positive.")
+        raise ConfigError(f"temperature={temperature} must be positive.")
 
 
 def _check_labels(model: nn.Module, labels, batch: int) -> jax.Array | None:
@@ -134,25 +134,25 @@ def _check_labels(model: nn.Module, labels, batch: int) -> jax.Array | None:
     num_classes = getattr(model, "num_classes", None)
     if labels is None:
         if num_classes is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(model).__name__} is class-conditional (num_classes={num_classes}): "
                 f"pass labels=, int [B] with B={batch}."
             )
         return None
     if num_classes is None:
-        raise ValueError(
+        raise ConfigError(
             f"labels were given but {type(model).__name__} is not class-conditional; "
             "drop labels= or use a model with num_classes set."
         )
     labels = jnp.asarray(labels)
     if labels.shape != (batch,) or not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise ValueError(
+        raise ConfigError(
             f"labels must be int [B] with B={batch}; got {labels.dtype} {labels.shape}."
         )
     if not isinstance(labels, jax.core.Tracer):
         values = np.asarray(labels)  # concrete: checked on the host, even inside a trace
         if values.min() < 0 or values.max() >= num_classes:
-            raise ValueError(f"labels must lie in [0, {num_classes}) (the model's num_classes).")
+            raise ConfigError(f"labels must lie in [0, {num_classes}) (the model's num_classes).")
     return labels.astype(jnp.int32)
 
 
@@ -183,7 +183,7 @@ def autoregressive_sample(
       int32 [B, H, W, C] samples in [0, L).
     """
     if len(shape) != 4 or min(shape) < 1:
-        raise ValueError(f"shape={shape} must be (B, H, W, C) with positive sizes.")
+        raise ConfigError(f"shape={shape} must be (B, H, W, C) with positive sizes.")
     _check_temperature(temperature)
     labels = _check_labels(model, labels, shape[0])
     x = jnp.zeros(shape, jnp.int32)
@@ -219,7 +219,7 @@ def complete(
     """
     check_images(images, getattr(model, "num_levels", 256), name="images")
     if known.shape != images.shape[:3] or known.dtype != jnp.bool_:
-        raise ValueError(
+        raise ConfigError(
             f"known must be bool [B, H, W] = {images.shape[:3]}; got {known.dtype} {known.shape}."
         )
     _check_temperature(temperature)

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 
 from jaxgen import sampling
+from jaxgen.validation import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +109,7 @@ def naive_seconds_estimate(
       The estimated seconds of one ``autoregressive_sample(..., method="naive")`` call.
     """
     if num_passes < 1:
-        raise ValueError(f"num_passes={num_passes} must be at least 1.")
+        raise ConfigError(f"num_passes={num_passes} must be at least 1.")
     apply = jax.jit(model.apply)
     x = jax.numpy.zeros(shape, jax.numpy.int32)
     jax.block_until_ready(apply(params, x))

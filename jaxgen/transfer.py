@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxgen.validation import ConfigError
+
 MODES: tuple[str, ...] = ("frozen", "finetune", "scratch")
 
 
@@ -63,7 +65,7 @@ def first_per_class(labels: np.ndarray, labels_per_class: int, num_classes: int)
     for c in range(num_classes):
         idx = np.flatnonzero(labels == c)[:labels_per_class]
         if len(idx) < labels_per_class:
-            raise ValueError(
+            raise ConfigError(
                 f"Class {c} has {len(idx)} labelled examples, fewer than "
                 f"labels_per_class={labels_per_class}; read more examples or lower it."
             )
@@ -89,7 +91,7 @@ def with_backbone(classifier_params, model_params):
 def _optimizer(mode: str, params, learning_rate: float) -> optax.GradientTransformation:
     """Adam on every parameter, or on the head only when ``mode == "frozen"``."""
     if mode not in MODES:
-        raise ValueError(f"mode={mode!r} must be one of {', '.join(MODES)}.")
+        raise ConfigError(f"mode={mode!r} must be one of {', '.join(MODES)}.")
     if mode != "frozen":
         return optax.adam(learning_rate)
     labels = {

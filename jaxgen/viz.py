@@ -6,6 +6,8 @@ import pathlib
 import numpy as np
 from PIL import Image
 
+from jaxgen.validation import ConfigError
+
 
 def image_grid(images: np.ndarray, num_levels: int, num_cols: int | None = None) -> np.ndarray:
     """Tiles a batch of images into one picture with a 1-pixel gap.
@@ -20,7 +22,7 @@ def image_grid(images: np.ndarray, num_levels: int, num_cols: int | None = None)
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"images must be [B, H, W, C] with C in (1, 3); got {images.shape}.")
+        raise ConfigError(f"images must be [B, H, W, C] with C in (1, 3); got {images.shape}.")
     b, h, w, c = images.shape
     cols = num_cols or math.ceil(math.sqrt(b))
     rows = math.ceil(b / cols)

@@ -4,6 +4,8 @@ from collections.abc import Callable, Mapping
 
 from ml_collections import ConfigDict, config_dict
 
+from jaxgen.validation import ConfigError
+
 
 def data_config(dataset: str, num_levels: int, binarize: str = "none") -> ConfigDict:
     """A new config holding the data keys every experiment has.
@@ -45,7 +47,7 @@ def apply_variants(
     """
     for variant in filter(None, (variants or "").split(",")):
         if variant not in updates:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown config variant {variant!r}; choose from {', '.join(updates)} "
                 "(combine with commas)."
             )

@@ -15,6 +15,7 @@ Variants (combine with commas, e.g. ``pixelrnn.py:row_lstm,tiny``):
 from ml_collections import ConfigDict
 
 from experiments.configs import pixelcnn
+from jaxgen.validation import ConfigError
 
 LAYER_VARIANTS = ("diagonal_bilstm", "row_lstm")
 SIZE_VARIANTS = ("tiny", "cpu")
@@ -32,7 +33,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     names = [v for v in (variants or "").split(",") if v]
     for name in names:
         if name not in LAYER_VARIANTS + SIZE_VARIANTS:
-            raise ValueError(
+            raise ConfigError(
                 f"Unknown config variant {name!r}; choose from "
                 f"{', '.join(LAYER_VARIANTS + SIZE_VARIANTS)} (combine with commas)."
             )

@@ -3,6 +3,8 @@
 import dataclasses
 from collections.abc import Mapping
 
+from jaxgen.validation import ConfigError
+
 
 class DatasetError(ValueError):
     """A dataset is missing, corrupt or not prepared; the message says what to do."""
@@ -91,5 +93,5 @@ def dataset_info(name: str) -> DatasetInfo:
         ValueError: ``name`` is not one of ``DATASETS``.
     """
     if name not in _CATALOG:
-        raise ValueError(f"Unknown dataset name={name!r}; jaxgen supports {', '.join(DATASETS)}.")
+        raise ConfigError(f"Unknown dataset name={name!r}; jaxgen supports {', '.join(DATASETS)}.")
     return _CATALOG[name]

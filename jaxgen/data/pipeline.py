@@ -23,6 +23,7 @@ import tensorflow_datasets as tfds
 
 from jaxgen.data.builders import is_prepared
 from jaxgen.data.catalog import DatasetError, DatasetInfo, dataset_info
+from jaxgen.validation import ConfigError
 
 BINARIZE = ("none", "dynamic")
 # Independent random streams derived from the user's seed.
@@ -113,13 +114,13 @@ class TrainBatches:
 
     def __getitem__(self, step: int) -> dict[str, np.ndarray]:
         if step < 0:
-            raise ValueError(f"step must be >= 0, got step={step}.")
+            raise ConfigError(f"step must be >= 0, got step={step}.")
         return self._dataset[step]
 
     def iterate(self, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
         """Yields ``self[start_step]``, ``self[start_step + 1]``, ... computed ahead in threads."""
         if start_step < 0:
-            raise ValueError(f"start_step must be >= 0, got start_step={start_step}.")
+            raise ConfigError(f"start_step must be >= 0, got start_step={start_step}.")
         return iter(self._dataset[start_step:].to_iter_dataset(_READ_OPTIONS))
 
 
@@ -183,7 +184,7 @@ def train_batches(
     loader = _Loader(info, split, data_dir, num_levels, binarize, seed)
     steps_per_epoch = len(loader) // batch_size
     if steps_per_epoch == 0:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size={batch_size} is larger than the {len(loader)} examples of split {split!r}."
         )
     local = batch_size // process_count
@@ -274,33 +275,33 @@ def _check_args(
     info = dataset_info(name)
     split = info.train_split if split is None else split
     if split not in info.splits:
-        raise ValueError(
+        raise ConfigError(
             f"split={split!r} is not a split of {name!r}; use one of {list(info.splits)}."
         )
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     if process_count < 1 or not 0 <= process_index < process_count:
-        raise ValueError(
+        raise ConfigError(
             f"Need process_count >= 1 and 0 <= process_index < process_count; got "
             f"process_index={process_index}, process_count={process_count}."
         )
     if batch_size < 1 or batch_size % process_count:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size={batch_size} must be positive and divisible by "
             f"process_count={process_count} (it is the global batch size)."
         )
     if not 2 <= num_levels <= info.num_levels:
-        raise ValueError(
+        raise ConfigError(
             f"num_levels={num_levels} must be in 2..{info.num_levels} for {name!r}, whose "
             f"pixels have {info.num_levels} levels."
         )
     if binarize not in BINARIZE:
-        raise ValueError(f"binarize={binarize!r} must be one of {BINARIZE}.")
+        raise ConfigError(f"binarize={binarize!r} must be one of {BINARIZE}.")
     if binarize == "dynamic" and (info.num_levels != 256 or num_levels != 2):
-        raise ValueError(
+        raise ConfigError(
             f"binarize='dynamic' needs 8-bit data and num_levels=2; got {name!r} with "
             f"num_levels={num_levels}."
         )
     if not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer.")
+        raise ConfigError(f"seed={seed!r} must be a non-negative integer.")
     return info, split, process_index, process_count

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.models.coders import make_decoder, make_encoder
-from jaxgen.validation import check_images
+from jaxgen.validation import ConfigError, check_images
 
 
 class Autoencoder(nn.Module):
@@ -40,7 +40,7 @@ class Autoencoder(nn.Module):
 
     def setup(self):
         if self.latent_dim < 1:
-            raise ValueError(f"Autoencoder latent_dim={self.latent_dim} must be positive.")
+            raise ConfigError(f"Autoencoder latent_dim={self.latent_dim} must be positive.")
         self.encoder = make_encoder(
             self.architecture, self.latent_dim, self.num_levels, self.features, self.hidden_features
         )

@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.validation import ConfigError
+
 ARCHITECTURES: tuple[str, ...] = ("conv", "mlp")
 
 
@@ -84,7 +86,7 @@ class ConvDecoder(nn.Module):
         h, w, c = self.image_shape
         n = len(self.features)
         if h % 2**n or w % 2**n:
-            raise ValueError(
+            raise ConfigError(
                 f"image_shape={tuple(self.image_shape)}: H and W must be divisible by "
                 f"2**{n} for {n} conv layers; use fewer entries in features."
             )
@@ -155,7 +157,7 @@ def make_encoder(
         return ConvEncoder(out_features, num_levels, tuple(features), hidden_features)
     if architecture == "mlp":
         return MLPEncoder(out_features, num_levels, tuple(features))
-    raise ValueError(f"architecture={architecture!r} must be one of {', '.join(ARCHITECTURES)}.")
+    raise ConfigError(f"architecture={architecture!r} must be one of {', '.join(ARCHITECTURES)}.")
 
 
 def make_decoder(
@@ -171,4 +173,4 @@ def make_decoder(
         return ConvDecoder(shape, out_features, tuple(features), hidden_features)
     if architecture == "mlp":
         return MLPDecoder(shape, out_features, tuple(features))
-    raise ValueError(f"architecture={architecture!r} must be one of {', '.join(ARCHITECTURES)}.")
+    raise ConfigError(f"architecture={architecture!r} must be one of {', '.join(ARCHITECTURES)}.")

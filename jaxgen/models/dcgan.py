@@ -37,6 +37,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.validation import ConfigError
+
 _WEIGHT_INIT = nn.initializers.normal(0.02)
 
 
@@ -80,7 +82,7 @@ class ConvTranspose2x(nn.Module):
         """
         k = self.kernel_size
         if k < 2:
-            raise ValueError(f"kernel_size={k} of a stride-2 transposed convolution must be >= 2.")
+            raise ConfigError(f"kernel_size={k} of a stride-2 transposed convolution must be >= 2.")
         kernel = self.param("kernel", _WEIGHT_INIT, (k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         # Output o = 2p + a reads input p + d + m through tap t0 + 2m (lax.conv_transpose's
@@ -124,14 +126,14 @@ def num_upsamplings(size: int) -> int:
         size //= 2
         n += 1
     if n == 0:
-        raise ValueError(f"image side {size} must be even and at least 8 for a DCGAN.")
+        raise ConfigError(f"image side {size} must be even and at least 8 for a DCGAN.")
     return n
 
 
 def _check_square(image_shape: tuple[int, int, int]) -> int:
     h, w, _ = image_shape
     if h != w:
-        raise ValueError(f"DCGAN needs square images, got image_shape={image_shape}.")
+        raise ConfigError(f"DCGAN needs square images, got image_shape={image_shape}.")
     return num_upsamplings(h)
 
 
@@ -289,7 +291,7 @@ def make_gan(
         )
     if architecture == "mlp":
         return MLPGenerator(image_shape=image_shape), MLPDiscriminator()
-    raise ValueError(f"architecture={architecture!r} must be 'dcgan' or 'mlp'.")
+    raise ConfigError(f"architecture={architecture!r} must be 'dcgan' or 'mlp'.")
 
 
 def to_signed(x: jax.Array, num_levels: int) -> jax.Array:

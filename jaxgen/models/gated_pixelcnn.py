@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jaxgen.nn import MaskedConv2D
 from jaxgen.nn import cache as cache_lib
 from jaxgen.nn.gated import MaskedGateConv2D, gated_activation
-from jaxgen.validation import check_images, check_sizes
+from jaxgen.validation import ConfigError, check_images, check_sizes
 
 Cache = list[dict[str, jax.Array]]
 
@@ -63,20 +63,20 @@ class GatedPixelCNN(nn.Module):
     def setup(self):
         check_sizes(self, ("num_levels", "num_layers", "features", "head_features"))
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
-            raise ValueError(f"GatedPixelCNN kernel_size={self.kernel_size} must be odd and >= 3.")
+            raise ConfigError(f"GatedPixelCNN kernel_size={self.kernel_size} must be odd and >= 3.")
         if self.num_classes is not None and self.num_classes < 1:
-            raise ValueError(f"GatedPixelCNN num_classes={self.num_classes} must be positive.")
+            raise ConfigError(f"GatedPixelCNN num_classes={self.num_classes} must be positive.")
 
     def _check_labels(self, x: jax.Array, labels: jax.Array | None) -> None:
         if self.num_classes is None:
             if labels is not None:
-                raise ValueError(
+                raise ConfigError(
                     "labels were given but this GatedPixelCNN is unconditional: "
                     "set num_classes to train a class-conditional model."
                 )
             return
         if labels is None or labels.shape != x.shape[:1]:
-            raise ValueError(
+            raise ConfigError(
                 f"this GatedPixelCNN has num_classes={self.num_classes}: pass labels, "
                 f"int [B] = {x.shape[:1]}; got {None if labels is None else labels.shape}."
             )

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 
 from jaxgen.nn import MaskedConv2D, lstm
 from jaxgen.nn import cache as cache_lib
-from jaxgen.validation import check_images, check_sizes
+from jaxgen.validation import ConfigError, check_images, check_sizes
 
 LAYERS = {"row_lstm": lstm.RowLSTM, "diagonal_bilstm": lstm.DiagonalBiLSTM}
 
@@ -65,7 +65,7 @@ class PixelRNN(nn.Module):
 
     def setup(self):
         if self.variant not in LAYERS:
-            raise ValueError(
+            raise ConfigError(
                 f"PixelRNN variant={self.variant!r} must be one of {', '.join(LAYERS)}."
             )
         check_sizes(self, ("num_levels", "num_layers", "features", "head_features"))

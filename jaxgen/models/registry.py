@@ -15,6 +15,7 @@ import flax.linen as nn
 from jaxgen.models.gated_pixelcnn import GatedPixelCNN
 from jaxgen.models.pixelcnn import PixelCNN
 from jaxgen.models.pixelrnn import PixelRNN
+from jaxgen.validation import ConfigError
 
 MODELS: dict[str, type[nn.Module]] = {
     "pixelcnn": PixelCNN,
@@ -39,12 +40,12 @@ def build_model(model_config: Mapping[str, Any], num_levels: int) -> nn.Module:
     kwargs = dict(model_config)
     name = kwargs.pop("name", None)
     if name not in MODELS:
-        raise ValueError(f"model.name={name!r} must be one of {', '.join(MODELS)}.")
+        raise ConfigError(f"model.name={name!r} must be one of {', '.join(MODELS)}.")
     cls = MODELS[name]
     fields = {f.name for f in dataclasses.fields(cls) if f.init} - {"parent", "name"}
     unknown = sorted(set(kwargs) - fields)
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"model.{unknown[0]} is not an argument of {cls.__name__} (model.name={name!r}); "
             f"its arguments are {', '.join(sorted(fields - {'num_levels'}))}."
         )

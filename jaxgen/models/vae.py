@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from jaxgen import likelihoods
 from jaxgen.models.coders import make_decoder, make_encoder
-from jaxgen.validation import check_images
+from jaxgen.validation import ConfigError, check_images
 
 
 class VAE(nn.Module):
@@ -46,7 +46,7 @@ class VAE(nn.Module):
 
     def setup(self):
         if self.latent_dim < 1:
-            raise ValueError(f"VAE latent_dim={self.latent_dim} must be positive.")
+            raise ConfigError(f"VAE latent_dim={self.latent_dim} must be positive.")
         num_params = likelihoods.num_params(self.likelihood, self.num_levels)
         self.encoder = make_encoder(
             self.architecture,

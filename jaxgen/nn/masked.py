@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxgen.validation import ConfigError
+
 MaskType = Literal["A", "B"]
 
 
@@ -35,7 +37,7 @@ def channel_groups(num_features: int, num_channels: int) -> np.ndarray:
       int array [F] with values in [0, C), non-decreasing.
     """
     if num_features < num_channels:
-        raise ValueError(
+        raise ConfigError(
             f"num_features={num_features} must be at least num_channels={num_channels} "
             "so that every colour channel has a feature group."
         )
@@ -64,9 +66,9 @@ def conv_mask(
     """
     kh, kw = kernel_size
     if kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(f"kernel_size={kernel_size} must be odd in both dimensions.")
+        raise ConfigError(f"kernel_size={kernel_size} must be odd in both dimensions.")
     if mask_type not in ("A", "B"):
-        raise ValueError(f"mask_type={mask_type!r} must be 'A' or 'B'.")
+        raise ConfigError(f"mask_type={mask_type!r} must be 'A' or 'B'.")
     ci, cj = kh // 2, kw // 2
     mask = np.zeros((kh, kw, in_features, out_features), np.float32)
     mask[:ci] = 1.0

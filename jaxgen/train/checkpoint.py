@@ -17,6 +17,8 @@ import jax
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
+from jaxgen.validation import ConfigError
+
 # Orbax writes a checkpoint under ``<step>.orbax-checkpoint-tmp...`` and renames it when complete.
 _TMP_MARK = ".orbax-checkpoint-tmp"
 
@@ -31,7 +33,7 @@ class Checkpointer:
 
     def __init__(self, directory: str | pathlib.Path, keep: int):
         if keep < 1:
-            raise ValueError(f"keep_checkpoints={keep} must be at least 1.")
+            raise ConfigError(f"keep_checkpoints={keep} must be at least 1.")
         directory = pathlib.Path(directory).absolute()
         _remove_half_written(directory)
         self._manager = ocp.CheckpointManager(

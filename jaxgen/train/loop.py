@@ -46,6 +46,7 @@ from jaxgen.train.guard import NonFiniteStreak
 from jaxgen.train.logging import MetricsWriter, progress_bar
 from jaxgen.train.preemption import Preempted, PreemptionWatcher
 from jaxgen.train.state import TrainState
+from jaxgen.validation import ConfigError
 
 # Config keys that must match a checkpoint for it to be resumed.
 MODEL_KEYS = ("model", "dataset", "num_levels")
@@ -104,17 +105,17 @@ def check_config(config: ConfigDict) -> None:
     """Raises a ValueError naming the first bad value among the loop's keys."""
     for name in ("batch_size", "eval_every", "checkpoint_every", "log_every", "num_samples"):
         if config[name] < 1:
-            raise ValueError(f"{name}={config[name]} must be a positive integer.")
+            raise ConfigError(f"{name}={config[name]} must be a positive integer.")
     if config.num_steps < 0:
-        raise ValueError(f"num_steps={config.num_steps} must be non-negative.")
+        raise ConfigError(f"num_steps={config.num_steps} must be non-negative.")
     if _max_nonfinite_steps(config) < 1:
-        raise ValueError(
+        raise ConfigError(
             f"max_nonfinite_steps={_max_nonfinite_steps(config)} must be a positive integer."
         )
     if config.ema_decay is not None and not 0.0 < config.ema_decay < 1.0:
-        raise ValueError(f"ema_decay={config.ema_decay} must be in (0, 1), or None for no EMA.")
+        raise ConfigError(f"ema_decay={config.ema_decay} must be in (0, 1), or None for no EMA.")
     if config.eval_max_examples is not None and config.eval_max_examples < 1:
-        raise ValueError(
+        raise ConfigError(
             f"eval_max_examples={config.eval_max_examples} must be positive, or None (full split)."
         )
 
@@ -159,7 +160,7 @@ def evaluate(
             totals[name] = totals.get(name, 0.0) + float(value)
     count = totals.pop("num_examples", 0)
     if not count:
-        raise ValueError(f"Split {split!r} of {config.dataset!r} has no examples to evaluate.")
+        raise ConfigError(f"Split {split!r} of {config.dataset!r} has no examples to evaluate.")
     return {**{name: total / count for name, total in totals.items()}, "num_examples": int(count)}
 
 
@@ -305,9 +306,9 @@ def train_and_evaluate(
 def _check_task(task: Task) -> None:
     """Raises a ValueError if ``task`` lacks a way to train or names a best metric it cannot log."""
     if task.loss_fn is None and task.make_train_step is None:
-        raise ValueError("The Task needs a loss_fn or a make_train_step.")
+        raise ConfigError("The Task needs a loss_fn or a make_train_step.")
     if task.best_metric is not None and task.evaluate_samples is None:
-        raise ValueError(
+        raise ConfigError(
             f"Task.best_metric={task.best_metric!r} needs an evaluate_samples that computes it."
         )
 
@@ -329,7 +330,7 @@ def _keep_best(
 ) -> None:
     """Saves ``state.eval_params`` to ``BEST_DIR`` if ``row[name]`` beats the best so far."""
     if name not in row:
-        raise ValueError(f"evaluate_samples returned no {name!r} (Task.best_metric): {list(row)}.")
+        raise ConfigError(f"evaluate_samples returned no {name!r} (Task.best_metric): {list(row)}.")
     value = float(row[name])
     if not value < best_metric_value(workdir, name):
         return
@@ -360,7 +361,7 @@ def _check_resumable(checkpointer: Checkpointer, config: ConfigDict) -> None:
     if latest is None:
         return
     if latest > config.num_steps:
-        raise ValueError(
+        raise ConfigError(
             f"The workdir holds a checkpoint at step {latest}, past num_steps={config.num_steps}. "
             f"Set --config.num_steps={latest} or more, or use a new --workdir."
         )
@@ -368,7 +369,7 @@ def _check_resumable(checkpointer: Checkpointer, config: ConfigDict) -> None:
     current = json.loads(config.to_json())  # as saved: tuples become lists
     for name in MODEL_KEYS:
         if saved.get(name) != current.get(name):
-            raise ValueError(
+            raise ConfigError(
                 f"The workdir holds a checkpoint (step {latest}) of a different model: "
                 f"{name}={saved.get(name)!r} there, {name}={current.get(name)!r} now. "
                 "Use a new --workdir for a different model, or the saved config to resume."

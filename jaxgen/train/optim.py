@@ -3,6 +3,8 @@
 import optax
 from ml_collections import ConfigDict
 
+from jaxgen.validation import ConfigError
+
 OPTIMIZERS = {"adam": optax.adam, "rmsprop": optax.rmsprop}
 SCHEDULES = ("constant", "warmup_cosine")
 
@@ -23,7 +25,7 @@ def make_schedule(config: ConfigDict) -> optax.Schedule:
         return optax.constant_schedule(lr)
     if config.lr_schedule == "warmup_cosine":
         if not 0 <= config.warmup_steps < config.num_steps:
-            raise ValueError(
+            raise ConfigError(
                 f"warmup_steps={config.warmup_steps} must be in [0, num_steps={config.num_steps})."
             )
         return optax.warmup_cosine_decay_schedule(
@@ -32,7 +34,7 @@ def make_schedule(config: ConfigDict) -> optax.Schedule:
             warmup_steps=config.warmup_steps,
             decay_steps=config.num_steps,
         )
-    raise ValueError(f"lr_schedule={config.lr_schedule!r} must be one of {SCHEDULES}.")
+    raise ConfigError(f"lr_schedule={config.lr_schedule!r} must be one of {SCHEDULES}.")
 
 
 def make_optimizer(config: ConfigDict) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -47,13 +49,13 @@ def make_optimizer(config: ConfigDict) -> tuple[optax.GradientTransformation, op
       (optimizer, schedule); the schedule is returned for logging the learning rate.
     """
     if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer={config.optimizer!r} must be one of {sorted(OPTIMIZERS)}.")
+        raise ConfigError(f"optimizer={config.optimizer!r} must be one of {sorted(OPTIMIZERS)}.")
     if not config.learning_rate > 0:
-        raise ValueError(f"learning_rate={config.learning_rate} must be positive.")
+        raise ConfigError(f"learning_rate={config.learning_rate} must be positive.")
     schedule = make_schedule(config)
     tx = OPTIMIZERS[config.optimizer](learning_rate=schedule)
     if config.grad_clip_norm is not None:
         if not config.grad_clip_norm > 0:
-            raise ValueError(f"grad_clip_norm={config.grad_clip_norm} must be positive or None.")
+            raise ConfigError(f"grad_clip_norm={config.grad_clip_norm} must be positive or None.")
         tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
     return tx, schedule
