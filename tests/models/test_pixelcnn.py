@@ -8,23 +8,7 @@ import pytest
 from jaxgen import models
 from jaxgen.nn import conv_mask
 
-
-def _order(h: int, w: int, c: int) -> np.ndarray:
-    """Position of every sub-pixel in the generation order, int [H, W, C]."""
-    return np.arange(h * w * c).reshape(h, w, c)
-
-
-def _dependency_matrix(model, params, x) -> np.ndarray:
-    """changed[t_in, t_out]: does changing input sub-pixel t_in change logit t_out?"""
-    _, h, w, c = x.shape
-    levels = model.num_levels
-    base = np.asarray(model.apply(params, x))[0]
-    changed = np.zeros((h * w * c, h * w * c), bool)
-    for t, (i, j, ch) in enumerate(np.ndindex(h, w, c)):
-        x2 = x.at[0, i, j, ch].set((x[0, i, j, ch] + levels // 2) % levels)
-        diff = np.abs(np.asarray(model.apply(params, x2))[0] - base).max(-1)
-        changed[t] = diff.reshape(-1) > 0
-    return changed
+from .ar_checks import dependency_matrix, order
 
 
 @pytest.mark.parametrize("channels,levels", [(1, 2), (3, 256)])
@@ -33,7 +17,7 @@ def test_pixelcnn_is_causal(channels, levels):
     model = models.PixelCNN(num_levels=levels, num_layers=2, features=16, head_features=32)
     x = jax.random.randint(jax.random.key(0), (1, h, w, channels), 0, levels)
     params = model.init(jax.random.key(1), x)
-    changed = _dependency_matrix(model, params, x)
+    changed = dependency_matrix(model, params, x)
     n = h * w * channels
     # No logit at or before the changed sub-pixel may move ...
     assert not np.tril(changed).any()
@@ -46,8 +30,8 @@ def test_rgb_channel_order_within_a_pixel():
     model = models.PixelCNN(num_levels=256, num_layers=1, features=6, head_features=9)
     x = jax.random.randint(jax.random.key(0), (1, 3, 3, 3), 0, 256)
     params = model.init(jax.random.key(1), x)
-    changed = _dependency_matrix(model, params, x)
-    t = _order(3, 3, 3)[1, 1]  # the three sub-pixels of the centre pixel
+    changed = dependency_matrix(model, params, x)
+    t = order(3, 3, 3)[1, 1]  # the three sub-pixels of the centre pixel
     assert changed[t[0], t[1]] and changed[t[0], t[2]] and changed[t[1], t[2]]
     assert not changed[t[1], t[0]] and not changed[t[2], t[0]] and not changed[t[2], t[1]]
 
@@ -62,8 +46,8 @@ def test_pixelcnn_has_a_blind_spot():
     model = models.PixelCNN(num_levels=2, num_layers=4, features=4, head_features=4)
     x = jax.random.randint(jax.random.key(0), (1, 9, 9, 1), 0, 2)
     params = model.init(jax.random.key(1), x)
-    changed = _dependency_matrix(model, params, x)
-    reach = changed[:, _order(9, 9, 1)[4, 4, 0]].reshape(9, 9)
+    changed = dependency_matrix(model, params, x)
+    reach = changed[:, order(9, 9, 1)[4, 4, 0]].reshape(9, 9)
     assert reach[4, :4].all(), "the pixels left of the centre are seen"
     assert reach[3, 1:8].all(), "the row above is seen up to 3 columns right"
     assert not reach[3, 8], "one row up, four columns right: the blind spot"
