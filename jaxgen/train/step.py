@@ -4,6 +4,12 @@
 into ``key`` inside the compiled program, so step ``t`` draws the same random
 numbers whether the run was interrupted or not. Every jitted train step skips
 updates with a non-finite loss or gradient (see ``jaxgen.train.guard``).
+
+Without a ``mesh`` the factories use one over all devices
+(``parallel.make_mesh()``), so a notebook needs none:
+
+    train_step = make_train_step(loss_fn, optax.adam(1e-3))
+    state, metrics = train_step(TrainState.create(params, tx), batch, key)
 """
 
 from collections.abc import Callable, Mapping
@@ -20,12 +26,12 @@ from jaxgen.train.state import TrainState
 
 Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
-LossFn = Callable[[Any, Batch, jax.Array], tuple[jax.Array, Metrics]]
+LossFn = Callable[..., tuple[jax.Array, Metrics]]
 EvalFn = Callable[[Any, Batch, jax.Array], Metrics]
 StepFn = Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]
 
 
-def jit_train_step(step_fn: StepFn, mesh: Mesh) -> StepFn:
+def jit_train_step(step_fn: StepFn, mesh: Mesh | None = None) -> StepFn:
     """Compiles a pure step: state replicated and donated, batch split over ``data``.
 
     The step is guarded by ``guard.skip_nonfinite``: an update with a non-finite
@@ -34,11 +40,12 @@ def jit_train_step(step_fn: StepFn, mesh: Mesh) -> StepFn:
 
     Args:
       step_fn: pure ``(state, batch, key) -> (state, metrics)``.
-      mesh: the data mesh.
+      mesh: the data mesh; None for one over all devices.
 
     Returns:
       The jitted step; its metrics come back replicated.
     """
+    mesh = parallel.make_mesh() if mesh is None else mesh
     rep, split = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     return jax.jit(
         skip_nonfinite(step_fn),
@@ -51,31 +58,51 @@ def jit_train_step(step_fn: StepFn, mesh: Mesh) -> StepFn:
 def make_train_step(
     loss_fn: LossFn,
     tx: optax.GradientTransformation,
-    mesh: Mesh,
+    mesh: Mesh | None = None,
     *,
     schedule: optax.Schedule | None = None,
     ema_decay: float | None = None,
+    loss_takes_step: bool = False,
 ) -> StepFn:
     """The standard gradient step for models trained on one loss.
 
+    A loss that changes during training (a KL warm-up, an annealed weight) gets
+    the step with ``loss_takes_step=True`` and computes its weight from it,
+    e.g. with an Optax schedule:
+
+        beta = optax.linear_schedule(0.0, 1.0, transition_steps=10_000)
+
+        def loss_fn(params, batch, key, step):
+            terms = ...
+            return terms["nll"] + beta(step) * terms["kl"], {"beta": beta(step)}
+
+        train_step = make_train_step(loss_fn, tx, loss_takes_step=True)
+
     Args:
       loss_fn: ``(params, batch, key) -> (scalar loss, metrics)``, the loss
-        averaged over the global batch; metrics are scalars.
+        averaged over the global batch; metrics are float scalars. With
+        ``loss_takes_step``: ``(params, batch, key, step) -> (loss, metrics)``,
+        where ``step`` is the int32 scalar ``state.step`` before this update
+        (0 at the first step, the value ``schedule`` is evaluated at; traced,
+        so one compiled program serves every step). ``key`` is already
+        ``fold_in(key, step)``.
       tx: the optimizer.
-      mesh: the data mesh.
+      mesh: the data mesh; None (the default) for one over all devices.
       schedule: the learning-rate schedule, logged as ``learning_rate`` if given.
       ema_decay: decay of the parameter EMA, None for no EMA.
+      loss_takes_step: pass the step to ``loss_fn`` as a fourth argument.
 
     Returns:
       Jitted ``train_step(state, batch, key) -> (state, metrics)`` with metrics
-      ``loss``, ``grad_norm`` (before clipping), ``learning_rate``,
-      ``nonfinite_steps`` and the loss's own.
+      ``loss``, ``grad_norm`` (before clipping), ``learning_rate`` (with a
+      ``schedule``), ``nonfinite_steps`` and the loss's own.
     """
 
     def train_step(state: TrainState, batch: Batch, key: jax.Array):
         key = jax.random.fold_in(key, state.step)
+        args = (batch, key, state.step) if loss_takes_step else (batch, key)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, metrics), grads = grad_fn(state.params, batch, key)
+        (loss, metrics), grads = grad_fn(state.params, *args)
         metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
         if schedule is not None:
             metrics["learning_rate"] = schedule(state.step)
@@ -85,13 +112,13 @@ def make_train_step(
 
 
 def make_eval_step(
-    eval_fn: EvalFn, mesh: Mesh
+    eval_fn: EvalFn, mesh: Mesh | None = None
 ) -> Callable[[Any, Batch, jax.Array], dict[str, jax.Array]]:
     """Jitted ``eval_step(params, batch, key) -> sums`` for exact averages over a split.
 
     Args:
       eval_fn: ``(params, batch, key) -> {name: float [B]}`` per-example metrics.
-      mesh: the data mesh.
+      mesh: the data mesh; None (the default) for one over all devices.
 
     Returns:
       A function of (params, batch with a bool ``mask`` [B], key) returning,
@@ -106,5 +133,6 @@ def make_eval_step(
         sums["num_examples"] = jnp.sum(mask, dtype=jnp.int32)
         return sums
 
+    mesh = parallel.make_mesh() if mesh is None else mesh
     rep, split = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     return jax.jit(eval_step, in_shardings=(rep, split, rep), out_shardings=rep)

@@ -1,4 +1,4 @@
-"""Helpers of the subprocess training tests: run the PixelCNN CLI, read what it wrote."""
+"""Helpers of the training tests: a library-only PixelCNN task, the PixelCNN CLI, its outputs."""
 
 import json
 import os
@@ -9,10 +9,33 @@ import sys
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from ml_collections import ConfigDict
 
+from jaxgen import losses
+from jaxgen.models import registry
+from jaxgen.train import Task
 from tests.conftest import REPO
 
 TINY = "--config=experiments/configs/pixelcnn.py:tiny"
+
+
+def pixelcnn_task(config: ConfigDict) -> Task:
+    """``config.model`` trained on its mean NLL, from library code only; no pictures."""
+    model = registry.build_model(config.model.to_dict(), config.num_levels)
+
+    def nll(params, batch):
+        return losses.autoregressive_nll(model.apply(params, batch["image"]), batch["image"])
+
+    def loss_fn(params, batch, key):
+        del key  # the model is deterministic
+        loss = nll(params, batch).mean()
+        return loss, {"nll_nats": loss}
+
+    return Task(
+        init=lambda key, batch: model.init(key, batch["image"]),
+        loss_fn=loss_fn,
+        eval_fn=lambda params, batch, key: {"nll_nats": nll(params, batch)},
+    )
 
 
 def cli_env(num_devices: int, data_dir: pathlib.Path, raw_dir: pathlib.Path) -> dict[str, str]:

@@ -1,18 +1,19 @@
-"""Train and eval steps: learning, sharding over devices, exact masked sums."""
+"""Train and eval steps: learning, sharding, exact masked sums, step-dependent losses."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from experiments.pixelcnn import make_task
 from jaxgen import data, parallel
 from jaxgen.train import TrainState, make_eval_step, make_optimizer, make_train_step
+from tests.train.helpers import pixelcnn_task
 
 
 def _run_steps(config, num_steps, mesh, batch):
     """Runs ``num_steps`` train steps on one fixed batch; returns (state, losses, step fn)."""
-    task = make_task(config)
+    task = pixelcnn_task(config)
     tx, schedule = make_optimizer(config)
     params = task.init(jax.random.key(0), batch)
     state = parallel.replicate(TrainState.create(params, tx, config.ema_decay), mesh)
@@ -44,7 +45,7 @@ def test_loss_falls_on_a_real_batch(tiny_config, real_batch):
 
 def test_state_is_donated(tiny_config, real_batch):
     mesh = parallel.make_mesh(1)
-    task = make_task(tiny_config)
+    task = pixelcnn_task(tiny_config)
     tx, _ = make_optimizer(tiny_config)
     state = parallel.replicate(
         TrainState.create(task.init(jax.random.key(0), real_batch), tx), mesh
@@ -64,6 +65,55 @@ def test_one_device_equals_eight_devices(tiny_config, real_batch):
     np.testing.assert_allclose(losses_one, losses_eight, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(eight.params), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _quadratic(params, batch, key):
+    del key
+    return jnp.mean((params["w"] * batch["x"]) ** 2), {}
+
+
+def test_without_a_mesh_the_steps_use_all_devices():
+    """The notebook path: plain state and NumPy batches, no Mesh anywhere."""
+    tx = optax.sgd(0.25)
+    x = np.arange(16, dtype=np.float32).reshape(8, 2) / 8  # 8 rows: one per device
+    state = TrainState.create({"w": jnp.ones(2)}, tx)
+    state, metrics = make_train_step(_quadratic, tx)(state, {"x": x}, jax.random.key(0))
+    assert state.params["w"].sharding.num_devices == jax.device_count() == 8
+    assert state.params["w"].sharding.is_fully_replicated
+    # loss = mean over the 8 x 2 entries, so d/dw_j = 2 w_j sum_i x_ij^2 / 16 = mean_i x_ij^2.
+    expected = 1 - 0.25 * np.mean(x**2, axis=0)
+    np.testing.assert_allclose(np.asarray(state.params["w"]), expected, rtol=1e-6)
+    np.testing.assert_allclose(float(metrics["loss"]), np.mean(x**2), rtol=1e-6)
+
+    eval_step = make_eval_step(lambda params, batch, key: {"sq": (batch["x"] ** 2).sum(1)})
+    sums = eval_step(state.params, {"x": x, "mask": np.arange(8) < 5}, jax.random.key(0))
+    assert float(sums["sq"]) == float((x[:5] ** 2).sum()) and int(sums["num_examples"]) == 5
+
+
+def test_a_step_dependent_loss_gets_the_step():
+    """KL warm-up style: loss = beta(step) * w^2 / 2 with beta an Optax linear schedule."""
+    beta = optax.linear_schedule(0.0, 1.0, transition_steps=4)  # 0, 1/4, 1/2, 3/4, 1, 1, ...
+
+    def loss_fn(params, batch, key, step):
+        del batch, key
+        return beta(step) * params["w"] ** 2 / 2, {"beta": beta(step)}
+
+    tx = optax.sgd(0.5)
+    train_step = make_train_step(loss_fn, tx, loss_takes_step=True, schedule=beta)
+    state = TrainState.create({"w": jnp.float32(1.0)}, tx)
+    batch = {"x": np.zeros((8, 1), np.float32)}
+    betas, weights, programs = [], [], []
+    for _ in range(6):
+        state, metrics = train_step(state, batch, jax.random.key(0))
+        betas.append(float(metrics["beta"]))
+        weights.append(float(state.params["w"]))
+        assert float(metrics["learning_rate"]) == betas[-1]  # both evaluated at state.step
+        programs.append(train_step._cache_size())
+    assert betas == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    # w <- w - 0.5 * beta * w, exactly representable: 1, 7/8, 7/8 * 3/4, ...
+    assert weights == [1.0, 0.875, 0.65625, 0.41015625, 0.205078125, 0.1025390625]
+    # The step is traced: no new program per step (the first call's uncommitted state aside).
+    assert programs[1:] == [programs[1]] * 5
 
 
 def test_eval_step_ignores_padding():
