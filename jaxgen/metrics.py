@@ -1,4 +1,5 @@
-"""Sample-quality metrics: Fréchet distance (FID) on a feature network, mode coverage.
+"""Sample-quality metrics on a feature network: FID, precision/recall, density/coverage,
+mode coverage, and the nearest training images of samples (memorisation).
 
 FID protocol (Heusel et al., 2017, with TTUR's numerics):
 
@@ -23,8 +24,17 @@ FID protocol (Heusel et al., 2017, with TTUR's numerics):
   the same N (and N must exceed D). Always report N; experiments log it as
   ``fid_num_samples``.
 
-Mode coverage classifies N samples with the same classifier and reports the
+Precision/recall (k = 3) and density/coverage (k = 5) compare the N samples'
+features with those of the first N reference images (``jaxgen.neighbours``).
+Mode coverage classifies the samples with the same classifier and reports the
 entropy of the predicted-class histogram and the share of the rarest class.
+Every number comes with its real-data floor: the same measure of N held-out
+test images (``*_real_test``).
+
+Memorisation (``nearest_training_neighbours``): the distance of each sample to
+its nearest training image, in pixel space and in feature space, beside the
+same distances of held-out test images; a model that copies its training data
+sits below the test images' distances.
 """
 
 import dataclasses
@@ -43,6 +53,8 @@ import optax
 import scipy.linalg
 
 from jaxgen import data
+from jaxgen.batching import apply_in_batches
+from jaxgen.neighbours import density_coverage, nearest_neighbours, precision_recall
 from jaxgen.validation import ConfigError
 
 FeatureFn = Callable[[jax.Array], jax.Array]
@@ -90,7 +102,7 @@ def compute_features(
     num_levels: int | None = None,
     batch_size: int = 500,
 ) -> np.ndarray:
-    """Features of many images, in fixed-size batches (the last one padded).
+    """Features of many images, in fixed-size batches (``batching.apply_in_batches``).
 
     Args:
       feature_fn: float [B, H, W, C] in [0, 1] -> float [B, D].
@@ -102,11 +114,7 @@ def compute_features(
       float64 [N, D].
     """
     x = to_unit_range(images, num_levels)
-    n = len(x)
-    pad = -n % batch_size
-    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-    out = [np.asarray(feature_fn(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
-    return np.concatenate(out)[:n].astype(np.float64)
+    return apply_in_batches(feature_fn, x, batch_size=batch_size).astype(np.float64)
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +196,42 @@ def fid(
     return frechet_distance(*gaussian_stats(features), *reference)
 
 
+def _split_images(dataset: str, split: str, data_dir: str | os.PathLike, batch_size: int):
+    """The images of a split in order, at the dataset's levels: int [B, H, W, C] batches."""
+    info = data.dataset_info(dataset)
+    for batch in data.eval_batches(
+        dataset,
+        split,
+        batch_size=batch_size,
+        num_levels=info.num_levels,
+        data_dir=data_dir,
+        process_index=0,
+        process_count=1,
+    ):
+        yield batch["image"][batch["mask"]]
+
+
+def dataset_images(
+    dataset: str,
+    split: str,
+    data_dir: str | os.PathLike,
+    max_examples: int | None = None,
+    batch_size: int = 1000,
+) -> np.ndarray:
+    """The first ``max_examples`` (default all) images of a split, at the dataset's levels.
+
+    Returns:
+      uint8 [N, H, W, C] levels in [0, L) (L <= 256 for every jaxgen dataset).
+    """
+    out, count = [], 0
+    for images in _split_images(dataset, split, data_dir, batch_size):
+        out.append(images.astype(np.uint8))
+        count += len(images)
+        if max_examples is not None and count >= max_examples:
+            break
+    return np.concatenate(out)[:max_examples]
+
+
 def dataset_features(
     feature_fn: FeatureFn,
     dataset: str,
@@ -201,19 +245,10 @@ def dataset_features(
     Returns:
       float64 [N, D].
     """
-    info = data.dataset_info(dataset)
+    num_levels = data.dataset_info(dataset).num_levels
     out, count = [], 0
-    for batch in data.eval_batches(
-        dataset,
-        split,
-        batch_size=batch_size,
-        num_levels=info.num_levels,
-        data_dir=data_dir,
-        process_index=0,
-        process_count=1,
-    ):
-        images = batch["image"][batch["mask"]]
-        out.append(compute_features(feature_fn, images, info.num_levels, batch_size))
+    for images in _split_images(dataset, split, data_dir, batch_size):
+        out.append(compute_features(feature_fn, images, num_levels, batch_size))
         count += len(images)
         if max_examples is not None and count >= max_examples:
             break
@@ -299,7 +334,51 @@ class FeatureNetwork:
 
     def predict(self, x: jax.Array) -> jax.Array:
         """Predicted classes: float [B, H, W, C] in [0, 1] -> int [B]."""
-        return jnp.argmax(_forward(self.module, self.params, x)[0], axis=-1)
+        return self.classify(x)[0]
+
+    def classify(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Classes and features from one pass: float [B, H, W, C] -> (int [B], float [B, D])."""
+        logits, features = _forward(self.module, self.params, x)
+        return jnp.argmax(logits, axis=-1), features
+
+
+def fit_classifier(
+    logits_fn: Callable[[Any, jax.Array], jax.Array],
+    params: Any,
+    batch_fn: Callable[[int], tuple[Any, Any]],
+    tx: optax.GradientTransformation,
+    num_steps: int,
+) -> Any:
+    """Minimises the mean softmax cross-entropy of a classifier, one jitted update per step.
+
+    The one training loop of jaxgen's classifiers: the FID feature network
+    (``train_classifier``) and the few-label transfer heads (``jaxgen.transfer``).
+
+    Args:
+      logits_fn: (params, x [B, ...]) -> float [B, K] class logits.
+      params: the initial parameters.
+      batch_fn: step -> (x [B, ...], int [B] labels in [0, K)).
+      tx: the Optax optimiser.
+      num_steps: updates.
+
+    Returns:
+      The trained parameters; deterministic given the inputs.
+    """
+
+    @jax.jit
+    def update(params, opt_state, x, y):
+        def loss_fn(p):
+            logits = logits_fn(p, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        grads = jax.grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    opt_state = tx.init(params)
+    for step in range(num_steps):
+        params, opt_state = update(params, opt_state, *batch_fn(step))
+    return params
 
 
 def train_classifier(
@@ -324,25 +403,15 @@ def train_classifier(
     Returns:
       The trained FeatureNetwork.
     """
-    tx = optax.adam(learning_rate)
-    example = to_unit_range(batch_fn(0)["image"], num_levels)
-    params = module.init(jax.random.key(seed), example)
-    opt_state = tx.init(params)
 
-    @jax.jit
-    def update(params, opt_state, x, y):
-        def loss_fn(p):
-            logits, _ = module.apply(p, x)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    def batch(step: int) -> tuple[np.ndarray, np.ndarray]:
+        b = batch_fn(step)
+        return to_unit_range(b["image"], num_levels), b["label"]
 
-        grads = jax.grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    for step in range(num_steps):
-        batch = batch_fn(step)
-        x = to_unit_range(batch["image"], num_levels)
-        params, opt_state = update(params, opt_state, x, batch["label"])
+    params = module.init(jax.random.key(seed), batch(0)[0])
+    params = fit_classifier(
+        lambda p, x: module.apply(p, x)[0], params, batch, optax.adam(learning_rate), num_steps
+    )
     return FeatureNetwork(module, params)
 
 
@@ -429,24 +498,48 @@ def dataset_classifier(
     )
 
 
+def feature_scores(
+    features: np.ndarray, reference: tuple[np.ndarray, np.ndarray], real_features: np.ndarray
+) -> dict[str, float]:
+    """FID, precision/recall (k = 3) and density/coverage (k = 5) of a feature set.
+
+    Args:
+      features: float [N, D] features of the images measured.
+      reference: (mu [D], sigma [D, D]) of the FID reference.
+      real_features: float [M, D] real features for the k-NN measures.
+
+    Returns:
+      ``fid``, ``precision``, ``recall``, ``density``, ``coverage``.
+    """
+    return {
+        "fid": frechet_distance(*gaussian_stats(features), *reference),
+        **precision_recall(real_features, features, k=3),
+        **density_coverage(real_features, features, k=5),
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class SampleQuality:
-    """FID and mode coverage of generated images against one dataset, per the protocol above.
+    """FID, precision/recall, density/coverage and mode coverage of generated images.
 
-    Build it with ``for_dataset``; call it on samples of any model.
+    Measured against one dataset per the protocol above. Build it with
+    ``for_dataset``; call it on samples of any model.
 
     Attributes:
       network: the feature network (and classifier).
       reference: (mu [D], sigma [D, D]) of the reference images' features.
-      real_fid: FID of held-out test images (as many as the samples measured
-        then) against the reference: what a perfect generator would reach.
+      real_features: float [N, D] features of the first N reference images, the
+        real set of the k-NN measures.
+      floor: ``feature_scores`` of N held-out test images: what a perfect
+        generator would reach at this N.
       num_classes: K of the classifier.
       num_levels: L of the images measured.
     """
 
     network: FeatureNetwork
     reference: tuple[np.ndarray, np.ndarray]
-    real_fid: float
+    real_features: np.ndarray
+    floor: Mapping[str, float]
     num_classes: int
     num_levels: int
 
@@ -472,7 +565,8 @@ class SampleQuality:
             reference and the test images come from it.
           data_dir: a TFDS folder holding ``dataset`` and ``feature_dataset``, prepared.
           num_samples: N, the number of samples the metric will be called on
-            (the real-data floor is measured on as many test images).
+            (the real-data floor is measured on as many test images, and the
+            k-NN measures' real set holds as many reference images).
           feature_dataset: the labelled dataset the classifier learns
             (``mnist`` for ``binarized_mnist``); None: ``dataset``.
           reference_split: the split of the reference statistics.
@@ -492,35 +586,178 @@ class SampleQuality:
             seed=classifier_seed,
         )
         info = data.dataset_info(dataset)
-        reference = gaussian_stats(
-            dataset_features(net.features, dataset, reference_split, data_dir, reference_examples)
+        features = dataset_features(
+            net.features, dataset, reference_split, data_dir, reference_examples
         )
+        reference, real_features = gaussian_stats(features), features[:num_samples]
         test = dataset_features(net.features, dataset, info.test_split, data_dir, num_samples)
-        real_fid = frechet_distance(*gaussian_stats(test), *reference)
+        floor = feature_scores(test, reference, real_features)
         num_classes = data.dataset_info(feature_dataset or dataset).num_classes
-        return cls(net, reference, real_fid, num_classes, info.num_levels)
+        return cls(net, reference, real_features, floor, num_classes, info.num_levels)
 
     def __call__(self, samples: np.ndarray, batch_size: int = 500) -> dict[str, float]:
-        """FID and mode coverage of samples.
+        """FID, precision/recall, density/coverage and mode coverage of samples.
+
+        One classifier pass per sample gives both the features and the class.
 
         Args:
           samples: int [N, H, W, C] levels in [0, num_levels).
           batch_size: images per feature-network call.
 
         Returns:
-          ``fid``, ``fid_num_samples`` (N), ``fid_real_test`` (the floor) and the
-          ``mode_coverage`` entries.
+          ``fid``, ``fid_num_samples`` (N), ``precision``, ``recall``,
+          ``density``, ``coverage``, their floors ``fid_real_test``,
+          ``precision_real_test``, ... and the ``mode_coverage`` entries.
         """
         x = to_unit_range(samples, self.num_levels)
-        labels = np.concatenate(
-            [
-                np.asarray(self.network.predict(x[i : i + batch_size]))
-                for i in range(0, len(x), batch_size)
-            ]
-        )
+        labels, features = apply_in_batches(self.network.classify, x, batch_size=batch_size)
+        scores = feature_scores(features.astype(np.float64), self.reference, self.real_features)
         return {
-            "fid": fid(self.network.features, samples, self.reference, self.num_levels),
+            **scores,
             "fid_num_samples": len(samples),
-            "fid_real_test": self.real_fid,
+            **{f"{name}_real_test": value for name, value in self.floor.items()},
             **mode_coverage(labels, self.num_classes),
         }
+
+    def training_neighbours(
+        self,
+        samples: np.ndarray,
+        train_images: np.ndarray,
+        test_images: np.ndarray,
+        train_features: np.ndarray | None = None,
+        quantile: float = 0.01,
+    ) -> "TrainingNeighbours":
+        """``nearest_training_neighbours`` with this metric's feature network and levels."""
+        return nearest_training_neighbours(
+            samples,
+            train_images,
+            test_images,
+            num_levels=self.num_levels,
+            feature_fn=self.network.features,
+            train_features=train_features,
+            quantile=quantile,
+        )
+
+
+def memorised_fraction(
+    sample_distance: np.ndarray, test_distance: np.ndarray, quantile: float = 0.01
+) -> float:
+    """Fraction of samples nearer to the training set than the nearest ``quantile`` of test images.
+
+    Args:
+      sample_distance: float [N], each sample's distance to its nearest training image.
+      test_distance: float [M], the same for held-out test images.
+      quantile: q in (0, 1): the threshold is the q-quantile of ``test_distance``,
+        so about a fraction q of fresh test images fall below it.
+
+    Returns:
+      The fraction of samples strictly below the threshold: about q (or less)
+      for a generator of new images, 1 for one that copies training images.
+    """
+    if not 0.0 < quantile < 1.0:
+        raise ConfigError(f"quantile={quantile} must lie strictly between 0 and 1.")
+    threshold = np.quantile(np.asarray(test_distance, np.float64), quantile)
+    return float(np.mean(np.asarray(sample_distance) < threshold))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingNeighbours:
+    """The nearest training image of each sample and of each held-out test image.
+
+    Pixel distances are Euclidean over [0, 1] intensities (sqrt(H W C) at most);
+    feature distances over the feature network's features.
+
+    Attributes:
+      pixel_index: int [N], each sample's nearest training image in pixel space.
+      pixel_distance: float [N], its distance.
+      test_pixel_distance: float [M], the same distance of each test image.
+      feature_index: int [N], the nearest training image in feature space (None
+        without a feature function), and likewise the two distances below.
+      feature_distance: float [N].
+      test_feature_distance: float [M].
+      quantile: q of ``summary``'s memorised fractions.
+    """
+
+    pixel_index: np.ndarray
+    pixel_distance: np.ndarray
+    test_pixel_distance: np.ndarray
+    feature_index: np.ndarray | None
+    feature_distance: np.ndarray | None
+    test_feature_distance: np.ndarray | None
+    quantile: float
+
+    def summary(self) -> dict[str, float]:
+        """The memorised fractions and the median nearest-training-image distances.
+
+        Returns:
+          ``memorised_pixel`` (see ``memorised_fraction``), ``nn_pixel_median`` and
+          ``nn_pixel_median_test`` (median distances of samples and test images),
+          and the same three for ``feature`` when feature neighbours were found.
+        """
+        out = {}
+        spaces = [("pixel", self.pixel_distance, self.test_pixel_distance)]
+        if self.feature_distance is not None:
+            spaces.append(("feature", self.feature_distance, self.test_feature_distance))
+        for space, samples, test in spaces:
+            out[f"memorised_{space}"] = memorised_fraction(samples, test, self.quantile)
+            out[f"nn_{space}_median"] = float(np.median(samples))
+            out[f"nn_{space}_median_test"] = float(np.median(test))
+        return out
+
+
+def nearest_training_neighbours(
+    samples: np.ndarray,
+    train_images: np.ndarray,
+    test_images: np.ndarray,
+    *,
+    num_levels: int,
+    feature_fn: FeatureFn | None = None,
+    train_features: np.ndarray | None = None,
+    quantile: float = 0.01,
+    batch_size: int = 500,
+) -> TrainingNeighbours:
+    """The nearest training image of generated samples, against held-out test images.
+
+    Args:
+      samples: int [N, H, W, C] generated images, levels in [0, num_levels).
+      train_images: int [T, H, W, C] the model's training images.
+      test_images: int [M, H, W, C] held-out images: their distances to the
+        training set are what a model that does not copy reaches.
+      num_levels: L of all three.
+      feature_fn: float [B, H, W, C] in [0, 1] -> float [B, D] for feature-space
+        neighbours (e.g. ``SampleQuality.network.features``); None: pixels only.
+      train_features: float [T, D], the training images' features if already
+        computed (saves a pass over the training set); None: computed.
+      quantile: q of the summary's memorised fractions.
+      batch_size: images per feature-network call.
+
+    Returns:
+      The TrainingNeighbours.
+
+    Raises:
+      ConfigError: image shapes that differ, levels out of range, or a bad quantile.
+    """
+    shapes = {np.shape(x)[1:] for x in (samples, train_images, test_images)}
+    if len(shapes) != 1 or any(len(x) == 0 for x in (samples, train_images, test_images)):
+        raise ConfigError(
+            "samples, train_images and test_images must be non-empty [N, H, W, C] arrays of one "
+            f"image shape; got {[np.shape(x) for x in (samples, train_images, test_images)]}."
+        )
+    memorised_fraction(np.zeros(1), np.zeros(1), quantile)  # checks the quantile up front
+    pixels = [to_unit_range(x, num_levels).reshape(len(x), -1) for x in (samples, test_images)]
+    train_pixels = to_unit_range(train_images, num_levels).reshape(len(train_images), -1)
+    (pixel_index, pixel_distance), (_, test_pixel) = (
+        nearest_neighbours(x, train_pixels) for x in pixels
+    )
+    feature = (None, None, None)
+    if feature_fn is not None:
+        if train_features is None:
+            train_features = compute_features(feature_fn, train_images, num_levels, batch_size)
+        (feature_index, feature_distance), (_, test_feature) = (
+            nearest_neighbours(
+                compute_features(feature_fn, x, num_levels, batch_size), train_features
+            )
+            for x in (samples, test_images)
+        )
+        feature = (feature_index, feature_distance, test_feature)
+    return TrainingNeighbours(pixel_index, pixel_distance, test_pixel, *feature, quantile=quantile)

@@ -1,4 +1,5 @@
-"""FID numerics, input conventions, mode coverage and the cached feature classifier."""
+"""FID numerics, input conventions, mode coverage, the cached feature classifier, SampleQuality
+and memorisation (nearest training images)."""
 
 import numpy as np
 import pytest
@@ -147,3 +148,114 @@ def test_classifier_learns_is_deterministic_and_is_cached(tmp_path, monkeypatch)
     monkeypatch.setattr(metrics, "train_classifier", no_training)
     loaded = metrics.load_or_train_classifier(path, module, batch_fn, **args)
     np.testing.assert_array_equal(loaded.features(x), net.features(x))
+
+
+def test_memorised_fraction_by_hand():
+    test = np.arange(1.0, 101.0)  # its 1% quantile (linear interpolation) is 1.99
+    assert metrics.memorised_fraction(np.array([0.0, 1.5, 2.0, 50.0]), test) == 0.5
+    assert metrics.memorised_fraction(np.array([2.5, 3.0]), test, quantile=0.02) == 0.5  # 2.98
+    with pytest.raises(ValueError, match="quantile=1.0 must lie strictly between 0 and 1"):
+        metrics.memorised_fraction(test, test, quantile=1.0)
+
+
+def _projection(x):
+    """A fixed random projection of [B, 8, 8, 1] images to 6 features."""
+    weights = np.random.default_rng(7).normal(size=(64, 6))
+    return np.asarray(x).reshape(len(x), -1) @ weights
+
+
+def test_copies_of_training_images_are_flagged_and_fresh_images_are_not():
+    batch_fn = _quadrant_batches(batch_size=400)
+    train, test, fresh = (batch_fn(seed)["image"] for seed in (1, 2, 3))
+    copies = train[10:60]
+    found = metrics.nearest_training_neighbours(
+        copies, train, test, num_levels=256, feature_fn=_projection
+    )
+    np.testing.assert_array_equal(found.pixel_index, np.arange(10, 60))
+    np.testing.assert_array_equal(found.feature_index, np.arange(10, 60))
+    assert found.pixel_distance.max() < 1e-2 < found.test_pixel_distance.min()
+    summary = found.summary()
+    assert summary["memorised_pixel"] == 1.0 and summary["memorised_feature"] == 1.0
+    assert summary["nn_pixel_median"] < 1e-2 < summary["nn_pixel_median_test"]
+
+    new = metrics.nearest_training_neighbours(
+        fresh, train, test, num_levels=256, feature_fn=_projection
+    ).summary()
+    # Fresh images are as far from the training set as the test images: about 1% of
+    # them fall below the test images' 1% quantile.
+    assert new["memorised_pixel"] <= 0.05 and new["memorised_feature"] <= 0.05, new
+    assert new["nn_pixel_median"] == pytest.approx(new["nn_pixel_median_test"], rel=0.1)
+    # Pixel distances are over [0, 1] intensities: a copy one level off in every pixel
+    # is sqrt(64) / 255 away.
+    nudged = metrics.nearest_training_neighbours(
+        np.clip(train[:5] + 1, 0, 255), train, test, num_levels=256
+    )
+    assert nudged.feature_index is None and "memorised_feature" not in nudged.summary()
+    np.testing.assert_allclose(nudged.pixel_distance, 8 / 255, rtol=1e-3)
+
+
+def test_training_neighbours_refuse_images_of_different_shapes():
+    x = np.zeros((3, 8, 8, 1), np.int32)
+    with pytest.raises(ValueError, match="one image shape"):
+        metrics.nearest_training_neighbours(x, np.zeros((3, 4, 4, 1), np.int32), x, num_levels=2)
+    with pytest.raises(ValueError, match="outside"):
+        metrics.nearest_training_neighbours(x + 2, x, x, num_levels=2)
+
+
+class _CountingNetwork:
+    """A FeatureNetwork with only ``classify`` (features and classes), counting its calls."""
+
+    def __init__(self, network):
+        self.network, self.calls = network, []
+
+    def classify(self, x):
+        self.calls.append(len(x))
+        return self.network.classify(x)
+
+
+def test_sample_quality_reports_knn_measures_beside_fid_with_their_floors():
+    module = metrics.Classifier(num_classes=4, features=16)
+    batch_fn = _quadrant_batches(batch_size=300)
+    net = metrics.train_classifier(
+        module, _quadrant_batches(), num_levels=256, num_steps=40, seed=0
+    )
+    real, test = batch_fn(1), batch_fn(2)
+    features = metrics.compute_features(net.features, real["image"], 256)
+    reference = metrics.gaussian_stats(features)
+    floor = metrics.feature_scores(
+        metrics.compute_features(net.features, test["image"], 256), reference, features
+    )
+    counting = _CountingNetwork(net)
+    quality = metrics.SampleQuality(counting, reference, features, floor, 4, 256)
+
+    good = quality(batch_fn(3)["image"], batch_size=128)
+    # One classifier pass per sample gives features and classes: 300 in 3 batches (the last
+    # padded to 128 for one compile).
+    assert counting.calls == [128, 128, 128]
+    assert good["fid_num_samples"] == 300 and good["classes_covered"] == 4
+    for name in ("fid", "precision", "recall", "density", "coverage"):
+        assert good[f"{name}_real_test"] == floor[name]
+    assert good["precision"] > 0.8 and good["recall"] > 0.8 and good["fid"] < 5, good
+
+    # A "generator" that drops classes 2 and 3 keeps precision and loses recall.
+    images = batch_fn(4)
+    half = quality(images["image"][images["label"] < 2])
+    assert half["classes_covered"] == 2
+    assert half["precision"] > 0.8 and half["recall"] < 0.7 and half["coverage"] < 0.7, half
+    assert half["fid"] > 10 * good["fid"]
+
+    # Pixel noise and blur move the samples off the data manifold: precision drops.
+    samples = batch_fn(3)["image"]
+    noise = np.random.default_rng(0).normal(0, 60, samples.shape)
+    noisy = quality(np.clip(samples + noise, 0, 255).astype(np.int32))
+    blurred = quality(_box_blur(samples))
+    assert noisy["precision"] < good["precision"] - 0.2, noisy
+    assert blurred["precision"] < good["precision"] - 0.2, blurred
+
+
+def _box_blur(images: np.ndarray) -> np.ndarray:
+    """The mean of each pixel's 3 x 3 neighbourhood (edges repeated), rounded: int [B, H, W, 1]."""
+    padded = np.pad(images.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = images.shape[1:3]
+    total = sum(padded[:, i : i + h, j : j + w] for i in range(3) for j in range(3))
+    return np.round(total / 9).astype(np.int32)
