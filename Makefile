@@ -7,7 +7,7 @@ JAXGEN_RAW_DIR ?= $(if $(wildcard ../shared/data/raw),$(abspath ../shared/data/r
 export JAXGEN_RAW_DIR
 WORKDIR ?= runs/pixelcnn_cpu
 
-.PHONY: main test compare venv lint
+.PHONY: main test compare venv lint coverage gpu-check
 
 venv: $(VENV)/.installed
 
@@ -27,5 +27,20 @@ compare: venv
 test: venv
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
+# ruff (pyproject.toml) and mypy over jaxgen/ (setup.cfg).
 lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+# The suite with line and branch coverage of jaxgen/ (setup.cfg).
+coverage: venv
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q --cov --cov-report=term
+
+# On a GPU machine (its own python3 with jax; no venv): installs only the wheels that
+# ../shared/tools/gpu-wheels.sh fetched into .whl/ (run it beforehand where a network exists) into
+# a temporary folder, then runs the check (<= 8 min): $(GPU_CHECK_OUT)/gpu_check.{json,md}.
+GPU_PYTHON ?= python3
+GPU_CHECK_OUT ?= runs/gpu_check
+gpu-check:
+	site=$$(mktemp -d) && $(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile \
+	  --no-cache-dir --target $$site .whl/*.whl && \
+	  PYTHONPATH=$$site:$$PWD $(GPU_PYTHON) -m experiments.gpu_check --out $(GPU_CHECK_OUT)

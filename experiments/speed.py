@@ -17,11 +17,13 @@ masked kernels' zeros included (the convolutions run dense).
 """
 
 import dataclasses
+import math
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,7 +34,7 @@ from jaxgen import gan, latent, losses, parallel
 from jaxgen.models import registry
 from jaxgen.models.dcgan import make_gan
 from jaxgen.models.vae import VAE
-from jaxgen.train import TrainState, jit_train_step, make_optimizer, make_train_step
+from jaxgen.train import Task, TrainState, jit_train_step, make_optimizer, make_train_step
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -108,26 +110,46 @@ def random_batch(batch_size: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def autoregressive_case(config: ConfigDict, name: str | None = None) -> TrainCase:
-    """PixelCNN, Gated PixelCNN or PixelRNN of a ``pixelcnn``/``pixelrnn`` config.
+def autoregressive_task(model: nn.Module) -> Task:
+    """The loop's Task of an unconditional autoregressive model, without pictures.
 
-    The loss is the NLL in nats per image (``losses.autoregressive_nll``) averaged
-    over the batch; the optimizer is the config's.
+    Loss: the NLL in nats per image (``losses.autoregressive_nll``) averaged over
+    the batch. Evaluation: per-image ``nll_nats`` and ``bits_per_dim``.
     """
-    model = registry.build_model(config.model.to_dict(), config.num_levels)
-    tx, schedule = make_optimizer(config)
+
+    def nll(params, batch) -> jax.Array:
+        return losses.autoregressive_nll(model.apply(params, batch["image"]), batch["image"])
 
     def loss_fn(params, batch, key):
         del key  # the model is deterministic
-        loss = losses.autoregressive_nll(model.apply(params, batch["image"]), batch["image"]).mean()
-        return loss, {}
+        loss = nll(params, batch).mean()
+        return loss, {"nll_nats": loss}
 
-    example = jnp.zeros((1, *IMAGE_SHAPE), jnp.int32)
+    def eval_fn(params, batch, key):
+        del key
+        per_image = nll(params, batch)
+        num_dims = math.prod(batch["image"].shape[1:])
+        return {"nll_nats": per_image, "bits_per_dim": losses.bits_per_dim(per_image, num_dims)}
+
+    return Task(
+        init=lambda key, batch: model.init(key, batch["image"]), loss_fn=loss_fn, eval_fn=eval_fn
+    )
+
+
+def autoregressive_case(config: ConfigDict, name: str | None = None) -> TrainCase:
+    """PixelCNN, Gated PixelCNN or PixelRNN of a ``pixelcnn``/``pixelrnn`` config.
+
+    The loss is ``autoregressive_task``'s; the optimizer is the config's.
+    """
+    model = registry.build_model(config.model.to_dict(), config.num_levels)
+    task = autoregressive_task(model)
+    tx, schedule = make_optimizer(config)
+    example = {"image": jnp.zeros((1, *IMAGE_SHAPE), jnp.int32)}
     return TrainCase(
         name=name or config.model.name,
         batch_size=config.batch_size,
-        init=lambda key: model.init(key, example),
-        make_step=lambda tx, mesh: make_train_step(loss_fn, tx, mesh, schedule=schedule),
+        init=lambda key: task.init(key, example),
+        make_step=lambda tx, mesh: make_train_step(task.loss_fn, tx, mesh, schedule=schedule),
         optimizer=tx,
         model_config=config.model.to_dict(),
     )

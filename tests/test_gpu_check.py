@@ -1,0 +1,71 @@
+"""experiments.gpu_check --smoke: the GPU machine's code path, tiny, on the CPU."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments import gpu_check
+from tests.conftest import REPO
+
+
+def _numbers(tree):
+    """Every int or float leaf of a JSON tree (booleans aside)."""
+    if isinstance(tree, dict):
+        for value in tree.values():
+            yield from _numbers(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _numbers(value)
+    elif isinstance(tree, int | float) and not isinstance(tree, bool):
+        yield tree
+
+
+def test_smoke_run_writes_every_row(tmp_path, prepared_tfds):
+    out = tmp_path / "check"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.gpu_check",
+            "--smoke",
+            "--out",
+            str(out),
+            "--data_dir",
+            str(prepared_tfds),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+        timeout=600,
+    )
+    results = json.loads((out / "gpu_check.json").read_text())
+    dtypes = gpu_check.available_dtypes()
+    assert [(r["model"], r["dtype"]) for r in results["train"]] == [
+        (m, d) for m in gpu_check.MODELS for d in dtypes
+    ]
+    assert [(r["model"], r["num_images"]) for r in results["sampling"]] == [
+        (m, n) for m in gpu_check.MODELS for n in gpu_check.SMOKE_SAMPLE_SIZES
+    ]
+    assert set(results["matmul_tflop_per_s"]) == {f"{d} 256x256" for d in gpu_check.DTYPES}
+    nll = results["nll"]
+    assert nll["dataset"] == "binarized_mnist" and nll["num_steps"] >= 1
+    # A barely trained binary model: below the uniform model's 784 log 2 nats, above 0.
+    assert 0 < nll["test_nll_nats"] < 784 * math.log(2) + 1
+    assert all(math.isfinite(x) and x > 0 for x in _numbers(results))
+    table = (out / "gpu_check.md").read_text()
+    for r in results["train"]:
+        assert f"| {r['model']} | {r['dtype']} | {r['params']:,} |" in table
+    assert (
+        table.count("| pixelcnn | ") + table.count("| gated | ")
+        == len(results["train"]) + len(results["sampling"]) + 1
+    )  # + the time-bounded run's row
+
+
+def test_nonpositive_train_seconds_are_rejected(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--out", str(tmp_path), "--train_seconds", "0"])
+    assert "--train_seconds=0.0 must be positive" in capsys.readouterr().err
