@@ -37,7 +37,7 @@ from ml_collections import ConfigDict
 
 from experiments import speed
 from experiments.configs import pixelcnn as pixelcnn_config
-from jaxgen import timing, train
+from jaxgen import data, timing, train
 from jaxgen.models import registry
 
 MODELS = {"pixelcnn": "", "gated": "gated"}  # name -> variants of pixelcnn.py
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--smoke", action="store_true", help="tiny models, seconds on a CPU")
     parser.add_argument("--train_seconds", type=float, default=None, help="default 240 (smoke 20)")
-    parser.add_argument("--raw_dir", default=None, help="raw binarized_mnist files")
+    parser.add_argument("--raw_dir", default=None, help="raw files (default $JAXGEN_RAW_DIR)")
     parser.add_argument("--data_dir", default=None, help="TFDS data folder")
     args = parser.parse_args(argv)
     if args.train_seconds is None:
@@ -219,6 +219,11 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--train_seconds={args.train_seconds} must be positive.")
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # First, so that missing data fails in seconds, not after the measurements.
+    try:
+        data.prepare("binarized_mnist", data_dir=args.data_dir, raw_dir=args.raw_dir)
+    except data.DatasetError as error:
+        parser.error(str(error))
     results = {
         "smoke": args.smoke,
         "machine": {

@@ -69,3 +69,19 @@ def test_nonpositive_train_seconds_are_rejected(tmp_path, capsys):
     with pytest.raises(SystemExit):
         gpu_check.main(["--out", str(tmp_path), "--train_seconds", "0"])
     assert "--train_seconds=0.0 must be positive" in capsys.readouterr().err
+
+
+def test_missing_data_is_reported_before_any_measurement(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        gpu_check.main(
+            [
+                "--out",
+                str(tmp_path / "out"),
+                "--raw_dir",
+                str(tmp_path / "no_raw"),
+                "--data_dir",
+                str(tmp_path / "tfds"),
+            ]
+        )
+    assert "binarized_mnist" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "gpu_check.json").exists()
