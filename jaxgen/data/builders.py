@@ -7,8 +7,11 @@ prepared folder is exactly what ``tfds.data_source`` expects) and only replaces
 how the canonical files are obtained and parsed: from a folder of raw files
 (offline, checked against TFDS's registered size and sha256) or through TFDS's
 download manager (online), then parsed with NumPy and encoded with PIL.
+``prepare`` writes a folder once, however many processes call it.
 """
 
+import contextlib
+import fcntl
 import io
 import os
 import pathlib
@@ -17,8 +20,11 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
+from jax.experimental import multihost_utils
 from PIL import Image
 from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
@@ -236,6 +242,11 @@ def prepare(
     size and sha256 that TFDS registers; otherwise TFDS's download manager
     downloads them (and checks them) into ``<data_dir>/downloads/<name>``.
 
+    Every process of a multi-process run calls it: process 0 prepares, the
+    others wait for it at a barrier (and then find the dataset prepared, or,
+    in a folder of their own host's, prepare it there). Processes and runs that
+    prepare into one local folder at once take turns (a file lock in it).
+
     Args:
       name: one of ``binarized_mnist``, ``mnist``, ``fashion_mnist``, ``cifar10``.
       data_dir: TFDS data folder; default: TFDS's (``TFDS_DATA_DIR`` or
@@ -252,23 +263,67 @@ def prepare(
     Raises:
       ValueError: unknown ``name``.
       DatasetError: a raw file is missing or corrupt, the download failed, or
-        the dataset is prepared in a format other than ``array_record``.
+        the dataset is prepared in a format other than ``array_record``; in a
+        multi-process run, on every process when process 0 failed.
     """
     dataset_info(name)
     root = tfds.builder(name, data_dir=data_dir).data_dir_root
-    if is_prepared(name, root):
-        return os.fspath(root)
     if raw_dir is None:
         raw_dir = os.environ.get(RAW_DIR_ENV) or None
-    builder = _BUILDERS[name](
-        data_dir=root,
-        raw_dir=None if raw_dir is None else pathlib.Path(raw_dir),
-        verify_checksums=verify_checksums,
-        file_format=FILE_FORMAT,
-    )
-    builder.download_and_prepare(
-        download_dir=root / "downloads" / name,
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False),
-        file_format=FILE_FORMAT,
-    )
+    raw_dir = None if raw_dir is None else pathlib.Path(raw_dir)
+    if jax.process_count() == 1:
+        return _prepare_here(name, root, raw_dir, verify_checksums)
+    failure = None
+    if jax.process_index() == 0:
+        try:
+            _prepare_here(name, root, raw_dir, verify_checksums)
+        except Exception as e:  # the others must not wait at the barrier for ever
+            failure = e
+    prepared = bool(multihost_utils.broadcast_one_to_all(np.int32(failure is None)))  # barrier
+    if failure is not None:
+        raise failure
+    if not prepared:
+        raise DatasetError(
+            f"Process 0 could not prepare dataset {name!r} in {root}; its message says why."
+        )
+    # A no-op where the folder is shared with process 0; a host-local folder is prepared here.
+    return _prepare_here(name, root, raw_dir, verify_checksums)
+
+
+def _prepare_here(
+    name: str, root: epath.Path, raw_dir: pathlib.Path | None, verify_checksums: bool
+) -> str:
+    """Prepares ``name`` under ``root`` unless it is prepared; one process at a time per folder."""
+    if is_prepared(name, root):
+        return os.fspath(root)
+    with _folder_lock(root, name):
+        if is_prepared(name, root):  # another process prepared it while this one waited
+            return os.fspath(root)
+        builder = _BUILDERS[name](
+            data_dir=root,
+            raw_dir=raw_dir,
+            verify_checksums=verify_checksums,
+            file_format=FILE_FORMAT,
+        )
+        builder.download_and_prepare(
+            download_dir=root / "downloads" / name,
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False),
+            file_format=FILE_FORMAT,
+        )
     return os.fspath(root)
+
+
+@contextlib.contextmanager
+def _folder_lock(root: epath.Path, name: str) -> Iterator[None]:
+    """Holds an exclusive ``flock`` on ``root/.prepare_<name>.lock`` (local folders only).
+
+    The kernel releases it when the holder dies. Remote folders (``gs://``...)
+    have no file locks: there, only the multi-process barrier of ``prepare`` helps.
+    """
+    if "://" in os.fspath(root):
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with open(os.fspath(root / f".prepare_{name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

@@ -6,7 +6,9 @@ different model). A save is written to a temporary folder and renamed when
 complete, so a process killed while saving leaves only a temporary folder,
 which is ignored and removed when the checkpoints are opened again. All
 processes of a multi-process run save and restore together (each writes its
-own shards; the params are replicated, so process 0 writes them).
+own shards; the params are replicated, so process 0 writes them). The clean-up
+of temporary folders is safe because one run at a time uses a workdir
+(``jaxgen.train.workdir``): another run's save in progress would look half-written.
 """
 
 import pathlib

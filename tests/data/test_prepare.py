@@ -1,8 +1,13 @@
 """Preparation of TFDS datasets from canonical raw files, without TensorFlow."""
 
+import json
+import os
 import pathlib
 import shutil
 import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -11,7 +16,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from jaxgen import data
-from jaxgen.data import raw
+from jaxgen.data import builders, raw
+from tests.conftest import REPO
 
 
 def _read_split(name: str, split: str, data_dir: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
@@ -168,3 +174,110 @@ def test_online_preparation_uses_tfds_download_manager(
     assert requested == ["https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]
     source = tfds.data_source("cifar10", split="test", data_dir=tmp_path / "tfds", download=False)
     assert len(source) == len(splits["test"][0])
+
+
+def _spy_on_builds(monkeypatch: pytest.MonkeyPatch, delay: float = 0.0) -> list[str]:
+    """Records each CIFAR-10 build (its thread name), which takes ``delay`` s more."""
+    builds = []
+    cls = builders._BUILDERS["cifar10"]
+    original = cls.download_and_prepare
+
+    def download_and_prepare(self, *args, **kwargs):
+        builds.append(threading.current_thread().name)
+        time.sleep(delay)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "download_and_prepare", download_and_prepare)
+    return builds
+
+
+def test_preparations_of_one_folder_take_turns(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, cifar_raw: tuple
+) -> None:
+    builds = _spy_on_builds(monkeypatch, delay=1.0)
+    returned = {}
+
+    def prepare(name: str) -> None:
+        data.prepare("cifar10", data_dir=tmp_path, raw_dir=cifar_raw[0], verify_checksums=False)
+        returned[name] = time.monotonic()
+
+    first = threading.Thread(target=prepare, args=("first",), name="first")
+    first.start()
+    while not builds:  # the first is building (and holds the folder's lock)
+        time.sleep(0.01)
+    second = threading.Thread(target=prepare, args=("second",), name="second")
+    second.start()
+    first.join(120)
+    second.join(120)
+    assert builds == ["first"]  # the second waited, then found the dataset prepared
+    assert returned.keys() == {"first", "second"}
+    assert builders.is_prepared("cifar10", tmp_path)
+
+
+# One process of a two-process run on loopback: prepares CIFAR-10 and reports what it did.
+PROCESS = """
+import json, sys, time
+import jax
+address, index, data_dir, raw_dir, out = sys.argv[1:]
+jax.distributed.initialize(address, num_processes=2, process_id=int(index))
+from jaxgen import data
+from jaxgen.data import builders
+cls = builders._BUILDERS["cifar10"]
+original, builds = cls.download_and_prepare, []
+def download_and_prepare(self, *args, **kwargs):
+    builds.append(time.time())
+    time.sleep(1.0)  # a slow preparation: process 1 must wait for it
+    original(self, *args, **kwargs)
+    builds.append(time.time())
+cls.download_and_prepare = download_and_prepare
+try:
+    data.prepare("cifar10", data_dir=data_dir, raw_dir=raw_dir, verify_checksums=False)
+    error = None
+except data.DatasetError as e:
+    error = str(e)
+report = {"builds": builds, "returned": time.time(), "error": error}
+report["prepared"] = builders.is_prepared("cifar10", data_dir)
+open(out, "w").write(json.dumps(report))
+"""
+
+
+def _two_processes(tmp_path: pathlib.Path, raw_dir: pathlib.Path) -> list[dict]:
+    """Runs PROCESS as processes 0 and 1 of one run; returns their reports."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo")
+    outs = [tmp_path / f"process{i}.json" for i in range(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROCESS, address, str(i), str(tmp_path / "tfds")]
+            + [str(raw_dir), str(outs[i])],
+            cwd=REPO,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    return [json.loads(out.read_text()) for out in outs]
+
+
+def test_process_zero_prepares_and_the_others_wait(tmp_path: pathlib.Path, cifar_raw: tuple):
+    zero, one = _two_processes(tmp_path, cifar_raw[0])
+    assert zero["error"] is None and one["error"] is None
+    assert len(zero["builds"]) == 2 and one["builds"] == []  # only process 0 wrote the folder
+    assert one["returned"] >= zero["builds"][1]  # process 1 waited until it was written
+    assert zero["prepared"] and one["prepared"]
+
+
+def test_when_process_zero_fails_every_process_stops(tmp_path: pathlib.Path):
+    (tmp_path / "raw" / "cifar10").mkdir(parents=True)  # no archive: process 0 fails
+    zero, one = _two_processes(tmp_path, tmp_path / "raw")
+    assert "cifar-10-binary.tar.gz" in zero["error"]
+    assert one["error"].startswith("Process 0 could not prepare dataset 'cifar10'")
+    assert len(zero["builds"]) == 1 and one["builds"] == []  # process 0's build raised
+    assert not zero["prepared"] and not one["prepared"]

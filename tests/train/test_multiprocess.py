@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.train import helpers
+from tests.train.test_workdir import _hold, _kill
 
 STEPS = 4
 ARGS = (
@@ -83,3 +84,31 @@ def test_only_process_zero_writes_logs_and_pictures(runs):
         f"step{STEPS:07d}_samples.png",
     ]
     assert "train:" in stderrs[0] and "train:" not in stderrs[1]  # the progress bar
+
+
+def test_a_busy_workdir_stops_every_process_of_a_run(tmp_path):
+    # Process 0 alone takes the lock (were process 1 to try too, it would find it taken
+    # in the runs above) and tells process 1, so neither waits for the other.
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    holder = _hold(workdir)
+    try:
+        address = f"127.0.0.1:{_free_port()}"
+        env = helpers.cli_env(1, tmp_path / "tfds", tmp_path / "raw")
+        processes = [
+            helpers.start(
+                env,
+                workdir,
+                f"--coordinator_address={address}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            )
+            for i in range(2)
+        ]
+        (code0, stderr0), (code1, stderr1) = [helpers.finish(p) for p in processes]
+    finally:
+        _kill(holder)
+    assert code0 == code1 == 2, stderr0 + stderr1
+    assert f"is in use by another run: process {holder.pid} on host" in stderr0
+    assert "is in use by another run (process 0 of this run names it)" in stderr1
+    assert sorted(p.name for p in workdir.iterdir()) == ["run.lock"]
