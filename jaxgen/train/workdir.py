@@ -8,7 +8,7 @@ with ``WorkdirBusy`` naming them, before it touches anything. The kernel
 releases the lock when the holder's process ends, however it ends (SIGKILL
 included), so a killed run never blocks the next one. In a multi-process run
 process 0 takes the lock and tells the others whether it got it. Nested
-``lock_workdir`` calls on one workdir in one process (the CLI around the
+``lock_workdir`` calls on one workdir in one thread (the CLI around the
 experiment, the loop inside it) take it once. ``flock`` works on local disks
 and, on Linux, on NFS (emulated with POSIX locks).
 
@@ -27,6 +27,7 @@ import pathlib
 import shlex
 import socket
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -42,7 +43,8 @@ LOCK_FILE = "run.lock"
 MAX_COMMAND_CHARS = 300
 # Keys of the config that define the learning-rate schedule (``optim.make_schedule``).
 SCHEDULE_KEYS = ("learning_rate", "lr_schedule", "warmup_steps", "num_steps")
-_held: collections.Counter[pathlib.Path] = collections.Counter()  # lock file -> nesting depth
+# (lock file, thread) -> depth of nested ``lock_workdir`` calls holding it.
+_held: collections.Counter[tuple[pathlib.Path, int]] = collections.Counter()
 
 
 class WorkdirBusy(Exception):
@@ -62,12 +64,13 @@ def lock_workdir(workdir: str | os.PathLike) -> Iterator[None]:
       WorkdirBusy: another run (a live process) holds it.
     """
     path = (pathlib.Path(workdir) / LOCK_FILE).resolve()
-    if _held[path]:
-        _held[path] += 1
+    held = (path, threading.get_ident())  # another thread's run is refused like a process's
+    if _held[held]:
+        _held[held] += 1
         try:
             yield
         finally:
-            _held[path] -= 1
+            _held[held] -= 1
         return
     fd, holder = _acquire(path) if jax.process_index() == 0 else (None, None)
     got = fd is not None
@@ -75,17 +78,17 @@ def lock_workdir(workdir: str | os.PathLike) -> Iterator[None]:
         got = bool(multihost_utils.broadcast_one_to_all(np.int32(got)))
     if not got:
         raise WorkdirBusy(_busy_message(pathlib.Path(workdir), holder))
-    _held[path] += 1
+    _held[held] += 1
     try:
         yield
     finally:
-        _held[path] -= 1
+        _held[held] -= 1
         if fd is not None:
             os.ftruncate(fd, 0)  # a finished run leaves an empty lock file
             os.close(fd)  # releases the lock
 
 
-def holder_info() -> dict[str, Any]:
+def _holder_info() -> dict[str, Any]:
     """What the lock file records about this process: pid, host, start time, command.
 
     The command is on one line, cut to ``MAX_COMMAND_CHARS``.
@@ -114,7 +117,7 @@ def _acquire(path: pathlib.Path) -> tuple[int | None, dict | None]:
         os.close(fd)
         return None, holder
     os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(holder_info()).encode() + b"\n", 0)
+    os.pwrite(fd, json.dumps(_holder_info()).encode() + b"\n", 0)
     return fd, None
 
 

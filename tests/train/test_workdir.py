@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import jax.numpy as jnp
 import pytest
@@ -68,6 +69,25 @@ def test_a_second_run_is_refused_until_the_holder_is_killed(tmp_path):
         assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
     assert (tmp_path / LOCK_FILE).read_text() == ""  # released
     _kill(_hold(tmp_path))  # and another process takes it again
+
+
+def test_a_run_in_another_thread_is_refused(tmp_path):
+    refusals = []
+
+    def second_run():
+        try:
+            with lock_workdir(tmp_path):
+                pass
+        except WorkdirBusy as e:
+            refusals.append(str(e))
+
+    with lock_workdir(tmp_path):
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        thread.join(60)
+    assert len(refusals) == 1 and f"process {os.getpid()} on host" in refusals[0]
+    second_run()  # once released, it takes it
+    assert len(refusals) == 1
 
 
 def test_the_cli_refuses_a_busy_workdir_and_touches_nothing(tmp_path):
