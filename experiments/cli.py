@@ -5,11 +5,15 @@
 
 Known user errors (unknown or mistyped config keys, bad values, missing or
 corrupt data, an unwritable workdir, a workdir holding another model's
-checkpoint) end with a one-paragraph message on stderr and exit code 2. Only
-errors we raise ourselves count: a ``ValueError`` raised inside a library (a
-bug) keeps its traceback. A diverged run (``TrainingDiverged``) exits with
-code 1 and a message; SIGTERM/SIGINT save a checkpoint and exit with 128 +
-the signal number (143, 130), so schedulers see an unfinished run to requeue.
+checkpoint or in use by another run) end with a one-paragraph message on
+stderr and exit code 2. They are the exceptions of a user-error type
+(``USER_ERRORS``: ``ConfigError``, ``WorkdirBusy``,
+``DatasetError``, ``OSError`` and this module's ``UsageError``), wherever they
+are raised; any other exception, such as a ``ValueError`` or ``TypeError`` from
+inside a library, is a bug and keeps its traceback. A diverged run
+(``TrainingDiverged``) exits with code 1 and a message; SIGTERM/SIGINT save a
+checkpoint and exit with 128 + the signal number (143, 130), so schedulers see
+an unfinished run to requeue.
 Set ``JAXGEN_TRACEBACK=1`` to get the full traceback instead.
 
 Multi-process runs: ``--distributed`` joins a run whose processes JAX detects
@@ -17,12 +21,10 @@ Multi-process runs: ``--distributed`` joins a run whose processes JAX detects
 them on any other cluster. See ``docs/scaling.md``.
 """
 
-import linecache
 import os
 import pathlib
 import re
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -32,15 +34,19 @@ from ml_collections import ConfigDict, config_flags
 from jaxgen import parallel
 from jaxgen.data import DatasetError
 from jaxgen.train import Preempted, TrainingDiverged
+from jaxgen.train.compile_cache import enable_compilation_cache
+from jaxgen.train.workdir import WorkdirBusy, lock_workdir
+from jaxgen.validation import ConfigError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-_REPO = pathlib.Path(__file__).resolve().parents[1]
-_OUR_CODE = (_REPO / "jaxgen", _REPO / "experiments")
 
 
 class UsageError(Exception):
-    """A user error whose message says what is wrong and how to fix it."""
+    """A command-line error (a flag, a config key, the workdir) whose message says the fix."""
+
+
+USER_ERRORS = (UsageError, ConfigError, DatasetError, OSError, TrainingDiverged, WorkdirBusy)
 
 
 def main(
@@ -60,8 +66,10 @@ def main(
         config, workdir, distributed = parse_flags(argv, default_config)
         if distributed is not None:
             parallel.initialize_distributed(**distributed)
+        enable_compilation_cache()  # a rerun or resume loads its compiled steps
         check_workdir(workdir)
-        run(config, workdir)
+        with lock_workdir(workdir):  # the whole experiment, not only its training loop
+            run(config, workdir)
     except Preempted as e:
         print(str(e), file=sys.stderr)
         sys.exit(128 + (e.signum or 15))  # 15: SIGTERM, what a preemption notice stands for
@@ -74,20 +82,11 @@ def main(
 def is_user_error(error: Exception) -> bool:
     """Whether ``error`` is one whose message alone tells the user what to fix.
 
-    Our own errors (``UsageError``, ``DatasetError``, ``TrainingDiverged``), an
-    ``OSError`` (a file, a permission, the disk) and a ``ValueError`` raised by a
-    ``raise`` statement in ``jaxgen/`` or ``experiments/`` (our validation) are;
-    any other error, such as a ``ValueError`` from inside JAX, is a bug to show
-    with its traceback.
+    Decided by type (``USER_ERRORS``), not by where it was raised: a
+    ``ConfigError`` re-raised by a helper counts, a ``ValueError`` or a
+    ``TypeError`` from a library does not.
     """
-    if isinstance(error, UsageError | DatasetError | TrainingDiverged | OSError):
-        return True
-    if not isinstance(error, ValueError):
-        return False
-    frame = traceback.extract_tb(error.__traceback__)[-1]
-    path = pathlib.Path(frame.filename).resolve()
-    ours = any(path.is_relative_to(folder) for folder in _OUR_CODE)
-    return ours and linecache.getline(frame.filename, frame.lineno).strip().startswith("raise")
+    return isinstance(error, USER_ERRORS)
 
 
 def parse_flags(

@@ -35,7 +35,6 @@ import dataclasses
 import json
 import math
 import pathlib
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -271,17 +270,6 @@ def count_parameters(variables: Any) -> int:
     )
 
 
-def _seconds(fn: Callable[[], Any], repeats: int = 3) -> float:
-    """The fastest of ``repeats`` timed calls of ``fn``, after one untimed (compiling) call."""
-    jax.block_until_ready(fn())
-    fastest = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
-
-
 def _metric_rows(workdir: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
@@ -343,7 +331,7 @@ def evaluate_member(
     samples = generator.sample(params, sample_key, config.eval.num_samples)
     results = {"parameters": count_parameters(params), **quality(samples)}
     n = config.eval.timing_samples
-    results["sample_seconds"] = _seconds(lambda: generator.sample(params, timing_key, n))
+    results["sample_seconds"], _ = timing.fastest(lambda: generator.sample(params, timing_key, n))
     if generator.autoregressive is not None:
         shape = (n, *examples.shape[1:])
         passes = config.eval.naive_timing_passes

@@ -1,6 +1,82 @@
-"""jaxgen: classic deep generative models for images in JAX/Flax."""
+"""jaxgen: classic deep generative models for images in JAX/Flax.
 
-from jaxgen import losses, models, sampling
+The public API, one module per job (``from jaxgen import models, losses, ...``):
 
-__all__ = ["losses", "models", "sampling"]
+  models     Flax modules: PixelCNN, GatedPixelCNN, PixelRNN, Autoencoder, VAE,
+             DCGANGenerator/DCGANDiscriminator, MLPGenerator/MLPDiscriminator
+  losses     autoregressive_nll, bits_per_dim, gaussian_kl, iwae_bound,
+             reconstruction_loss, gan_discriminator_loss, gan_generator_loss
+  sampling   autoregressive_sample, complete (method naive | cached, temperature,
+             first_pixel), first_pixel_marginal
+  latent     VAE/AE: elbo, iwae_log_px, prior_samples, latent_manifold, interpolate, complete
+  tasks      one factory per family -> train.Task: autoregressive, vae, autoencoder, gan
+  train      train_and_evaluate, Task, TrainState, make_train_step, Checkpointer
+  data       prepare, dataset_info, train_batches, eval_batches, DatasetError
+  metrics    fid, SampleQuality (FID, mode coverage, ...), nearest_training_neighbours
+  viz        image grids, latent manifolds, interpolation strips
+  levels     int levels <-> [-1, 1] and [0, 1]
+
+Also: ``gan`` (the two-player step), ``likelihoods`` (decoder likelihoods),
+``parallel`` (mesh, shardings, multi-host), ``timing``, ``transfer``, ``nn``
+(layers). ``ConfigError`` is the type of every error about a user's input.
+Modules are imported on first use, so ``import jaxgen`` stays light.
+"""
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from jaxgen.validation import ConfigError
+
+if TYPE_CHECKING:
+    from jaxgen import (
+        data,
+        gan,
+        latent,
+        levels,
+        likelihoods,
+        losses,
+        metrics,
+        models,
+        nn,
+        parallel,
+        sampling,
+        tasks,
+        timing,
+        train,
+        transfer,
+        viz,
+    )
+
+__all__ = [
+    "ConfigError",
+    "models",
+    "losses",
+    "sampling",
+    "latent",
+    "tasks",
+    "train",
+    "data",
+    "metrics",
+    "viz",
+    "levels",
+    "gan",
+    "likelihoods",
+    "parallel",
+    "timing",
+    "transfer",
+    "nn",
+]
+_MODULES = frozenset(__all__) - {"ConfigError"}
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> ModuleType:
+    """Imports the public module ``jaxgen.<name>`` on first access."""
+    if name in _MODULES:
+        return importlib.import_module(f"jaxgen.{name}")
+    raise AttributeError(f"module 'jaxgen' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULES])

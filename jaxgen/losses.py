@@ -1,4 +1,4 @@
-"""Losses of the three families: autoregressive NLL, ELBO terms, GAN objectives.
+"""Losses of the families: autoregressive NLL, ELBO terms, reconstruction, GAN objectives.
 
 All functions are pure and return per-example values where a batch axis exists,
 so callers choose how to average (and can weight padded examples by zero).
@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxgen.levels import to_unit
 from jaxgen.validation import ConfigError
 
 
@@ -69,6 +70,21 @@ def iwae_bound(log_weights: jax.Array) -> jax.Array:
     """
     k = log_weights.shape[0]
     return jax.nn.logsumexp(log_weights, axis=0) - math.log(k)
+
+
+def reconstruction_loss(reconstruction: jax.Array, x: jax.Array, num_levels: int) -> jax.Array:
+    """Squared error between reconstructions and images scaled to [0, 1] (the autoencoder's).
+
+    Args:
+      reconstruction: float [B, H, W, C] on the [0, 1] scale.
+      x: int [B, H, W, C] levels in [0, num_levels).
+      num_levels: L.
+
+    Returns:
+      float [B] sum of squared errors per image.
+    """
+    err = jnp.square(reconstruction.astype(jnp.float32) - to_unit(x, num_levels))
+    return err.reshape(err.shape[0], -1).sum(axis=-1)
 
 
 def gan_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:

@@ -52,7 +52,7 @@ import numpy as np
 import optax
 import scipy.linalg
 
-from jaxgen import data
+from jaxgen import data, levels
 from jaxgen.batching import apply_in_batches
 from jaxgen.neighbours import density_coverage, nearest_neighbours, precision_recall
 from jaxgen.validation import ConfigError
@@ -82,7 +82,7 @@ def to_unit_range(images: jax.Array | np.ndarray, num_levels: int | None) -> np.
         lo, hi = images.min(initial=0), images.max(initial=0)
         if lo < 0 or hi >= num_levels:
             raise ConfigError(f"Images have levels in [{lo}, {hi}], outside [0, {num_levels}).")
-        return images.astype(np.float32) / (num_levels - 1)
+        return levels.to_unit(images, num_levels)
     if num_levels is not None:
         raise ConfigError(
             f"Float images must lie in [0, 1] with num_levels=None; got num_levels={num_levels}."

@@ -4,7 +4,7 @@ The draw for sub-pixel number ``t`` in raster-then-channel order uses the key
 ``fold_in(key, t)``, whatever the method, so every method that computes the
 same logits returns the same samples for the same key.
 
-Methods:
+Methods (``method=None`` picks ``default_method(model)``, the fastest exact one):
 
 * ``"naive"``: one full network pass per sub-pixel, O((H W C)^2) work; works
   for any model mapping int [B, H, W, C] to logits [B, H, W, C, L].
@@ -20,10 +20,17 @@ Methods:
   logits equal the full pass's up to float rounding (the same sums in another
   order), so samples agree exactly unless a draw falls within ~1e-6 of a
   category boundary.
+
+The first sub-pixel x_1 (pixel (0, 0), channel 0) has no context; ``first_pixel``
+chooses where it comes from: ``"model"`` (the learned p(x_1)), ``"uniform"``, or
+a probability vector over the L levels, e.g. the training data's marginal from
+``first_pixel_marginal``. Temperature does not change a given first-pixel
+distribution. Temperature and the first-pixel vector are traced arguments: one
+compiled program serves every value.
 """
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 import flax.linen as nn
 import jax
@@ -34,24 +41,25 @@ from jaxgen.validation import ConfigError, check_images
 
 LogitsFn = Callable[[jax.Array], jax.Array]
 METHODS = ("naive", "cached")
+FIRST_PIXEL = ("model", "uniform")
+CACHE_METHODS = ("init_cache", "start_row", "step")
 
 
-def _draw(key: jax.Array, t: jax.Array, logits: jax.Array, temperature: float) -> jax.Array:
-    """Draws one level per image for sub-pixel ``t``; logits float [B, L] -> int [B]."""
-    return jax.random.categorical(jax.random.fold_in(key, t), logits / temperature, axis=-1)
+def _fill(x, known, key, t, logits, temperature, first_logits):
+    """Sets sub-pixel ``t`` of every image to a draw from ``logits`` [B, L] unless known.
 
-
-def _fill(x, known, key, t, logits, temperature):
-    """Sets sub-pixel ``t`` of every image to a draw from ``logits`` [B, L] unless known."""
+    At ``t == 0``, ``first_logits`` [L] (if not None) replaces the tempered logits.
+    """
     _, _, w, c = x.shape
     i, j, ch = t // (w * c), (t // c) % w, t % c
-    draw = _draw(key, t, logits, temperature).astype(x.dtype)
+    logits = logits / temperature
+    if first_logits is not None:
+        logits = jnp.where(t == 0, first_logits, logits)
+    draw = jax.random.categorical(jax.random.fold_in(key, t), logits, axis=-1).astype(x.dtype)
     return x.at[:, i, j, ch].set(jnp.where(known[:, i, j], x[:, i, j, ch], draw))
 
 
-def _naive_loop(
-    logits_fn: LogitsFn, key: jax.Array, x: jax.Array, known: jax.Array, temperature: float
-) -> jax.Array:
+def _naive_loop(logits_fn: LogitsFn, key, x, known, temperature, first_logits) -> jax.Array:
     """Fills the unknown sub-pixels of ``x`` in order, one full network pass each.
 
     Args:
@@ -59,7 +67,8 @@ def _naive_loop(
       key: PRNG key.
       x: int [B, H, W, C] initial images (values at unknown pixels are ignored).
       known: bool [B, H, W], pixels to keep.
-      temperature: softmax temperature.
+      temperature: float [] softmax temperature.
+      first_logits: float [L] log-probabilities of the first sub-pixel, or None (the model's).
 
     Returns:
       int [B, H, W, C].
@@ -68,20 +77,13 @@ def _naive_loop(
 
     def body(t, x):
         i, j, ch = t // (w * c), (t // c) % w, t % c
-        return _fill(x, known, key, t, logits_fn(x)[:, i, j, ch], temperature)
+        logits = logits_fn(x)[:, i, j, ch]
+        return _fill(x, known, key, t, logits, temperature, first_logits)
 
     return jax.lax.fori_loop(0, h * w * c, body, x)
 
 
-def _cached_loop(
-    model: nn.Module,
-    params,
-    key: jax.Array,
-    x: jax.Array,
-    known: jax.Array,
-    labels: jax.Array | None,
-    temperature: float,
-) -> jax.Array:
+def _cached_loop(model, params, key, x, known, labels, temperature, first_logits) -> jax.Array:
     """Like ``_naive_loop``, with the model's incremental methods: rows, then sub-pixels."""
     _, h, w, c = x.shape
     extra = () if labels is None else (labels,)
@@ -95,7 +97,8 @@ def _cached_loop(
             x, cache = carry
             logits, cache = model.apply(params, cache, x, i, k // c, method="step")
             t = i * w * c + k
-            return _fill(x, known, key, t, logits[:, k % c], temperature), cache
+            x = _fill(x, known, key, t, logits[:, k % c], temperature, first_logits)
+            return x, cache
 
         return jax.lax.fori_loop(0, w * c, sub_pixel, (x, cache))
 
@@ -103,30 +106,74 @@ def _cached_loop(
     return x
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled_sampler(model: nn.Module, method: str, temperature: float) -> Callable:
-    """A jitted (params, key, x, known, labels) -> samples for one model and method."""
-    if method == "naive":
-
-        def run(params, key, x, known, labels):
-            extra = () if labels is None else (labels,)
-            logits_fn = lambda y: model.apply(params, y, *extra)  # noqa: E731
-            return _naive_loop(logits_fn, key, x, known, temperature)
-
-        return jax.jit(run)
+@functools.partial(jax.jit, static_argnames=("model", "method"))
+def _sample(params, key, x, known, labels, temperature, first_logits, *, model, method):
+    """The compiled sampler: one program per (model, method, shapes), for every temperature."""
     if method == "cached":
-        if not hasattr(model, "step"):
-            raise ConfigError(
-                f"method='cached' is not available for {type(model).__name__}: it has no "
-                "init_cache/start_row/step methods; use method='naive'."
-            )
-        return jax.jit(functools.partial(_cached_loop, model, temperature=temperature))
-    raise ConfigError(f"method={method!r} must be one of {', '.join(METHODS)}.")
+        return _cached_loop(model, params, key, x, known, labels, temperature, first_logits)
+    extra = () if labels is None else (labels,)
+    logits_fn = lambda y: model.apply(params, y, *extra)  # noqa: E731
+    return _naive_loop(logits_fn, key, x, known, temperature, first_logits)
 
 
-def _check_temperature(temperature: float) -> None:
-    if not temperature > 0:
+def default_method(model: nn.Module) -> str:
+    """``"cached"`` if ``model`` has the incremental methods (init_cache/start_row/step), else
+    ``"naive"``: the fastest method that gives the exact samples."""
+    return "cached" if all(hasattr(model, m) for m in CACHE_METHODS) else "naive"
+
+
+def _check_method(model: nn.Module, method: str | None) -> str:
+    if method is None:
+        return default_method(model)
+    if method not in METHODS:
+        raise ConfigError(f"method={method!r} must be one of {', '.join(METHODS)}, or None.")
+    if method == "cached" and default_method(model) != "cached":
+        raise ConfigError(
+            f"method='cached' is not available for {type(model).__name__}: it has no "
+            "init_cache/start_row/step methods; use method='naive'."
+        )
+    return method
+
+
+def _check_temperature(temperature) -> jax.Array:
+    """Checks a concrete temperature on the host; returns it as float32 []."""
+    if not isinstance(temperature, jax.core.Tracer) and not float(temperature) > 0:
         raise ConfigError(f"temperature={temperature} must be positive.")
+    return jnp.asarray(temperature, jnp.float32)
+
+
+def _first_logits(model: nn.Module, first_pixel) -> jax.Array | None:
+    """float [L] log-probabilities of the first sub-pixel, or None for the model's own."""
+    if isinstance(first_pixel, str):
+        if first_pixel not in FIRST_PIXEL:
+            raise ConfigError(
+                f"first_pixel={first_pixel!r} must be 'model', 'uniform' or a probability "
+                "vector over the levels [L]."
+            )
+        if first_pixel == "model":
+            return None
+    num_levels = getattr(model, "num_levels", None)
+    if num_levels is None:
+        raise ConfigError(
+            f"first_pixel={first_pixel!r} needs the model's num_levels, and "
+            f"{type(model).__name__} has none; use first_pixel='model'."
+        )
+    if isinstance(first_pixel, str):  # "uniform"
+        return jnp.zeros((num_levels,), jnp.float32)
+    probs = jnp.asarray(first_pixel, jnp.float32)
+    if probs.shape != (num_levels,):
+        raise ConfigError(
+            f"first_pixel must be a probability vector over the model's num_levels="
+            f"{num_levels} levels, shape ({num_levels},); got shape {probs.shape}."
+        )
+    if not isinstance(probs, jax.core.Tracer):
+        values = np.asarray(probs, np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or abs(values.sum() - 1) > 1e-3:
+            raise ConfigError(
+                f"first_pixel={values.tolist()} must be non-negative and sum to 1 "
+                f"(it sums to {values.sum():.6g})."
+            )
+    return jnp.log(probs / probs.sum())
 
 
 def _check_labels(model: nn.Module, labels, batch: int) -> jax.Array | None:
@@ -161,10 +208,11 @@ def autoregressive_sample(
     params,
     key: jax.Array,
     shape: tuple[int, int, int, int],
-    method: str = "naive",
-    temperature: float = 1.0,
+    method: str | None = None,
+    temperature: float | jax.Array = 1.0,
     *,
     labels: jax.Array | None = None,
+    first_pixel: str | jax.Array | np.ndarray = "model",
 ) -> jax.Array:
     """Samples images from an autoregressive model, sub-pixel by sub-pixel.
 
@@ -174,21 +222,29 @@ def autoregressive_sample(
       params: the model's variables.
       key: PRNG key; the same key and params give the same samples for every method.
       shape: (B, H, W, C) of the samples.
-      method: ``"naive"`` (one full network pass per sub-pixel) or ``"cached"``
-        (one pixel's worth of every layer per sub-pixel; see the module docstring).
-      temperature: softmax temperature (1 samples the model's distribution).
+      method: ``"naive"`` (one full network pass per sub-pixel), ``"cached"``
+        (one pixel's worth of every layer per sub-pixel; see the module
+        docstring), or None for ``default_method(model)``.
+      temperature: softmax temperature (1 samples the model's distribution);
+        traced, so changing it does not recompile.
       labels: int [B] class labels for a class-conditional model, else None.
+      first_pixel: ``"model"``, ``"uniform"`` or float [L] probabilities of the
+        first sub-pixel's levels (see the module docstring).
 
     Returns:
       int32 [B, H, W, C] samples in [0, L).
     """
     if len(shape) != 4 or min(shape) < 1:
         raise ConfigError(f"shape={shape} must be (B, H, W, C) with positive sizes.")
-    _check_temperature(temperature)
+    method = _check_method(model, method)
+    temperature = _check_temperature(temperature)
+    first_logits = _first_logits(model, first_pixel)
     labels = _check_labels(model, labels, shape[0])
     x = jnp.zeros(shape, jnp.int32)
     known = jnp.zeros(shape[:3], bool)
-    return _compiled_sampler(model, method, float(temperature))(params, key, x, known, labels)
+    return _sample(
+        params, key, x, known, labels, temperature, first_logits, model=model, method=method
+    )
 
 
 def complete(
@@ -197,10 +253,11 @@ def complete(
     key: jax.Array,
     images: jax.Array,
     known: jax.Array,
-    method: str = "naive",
-    temperature: float = 1.0,
+    method: str | None = None,
+    temperature: float | jax.Array = 1.0,
     *,
     labels: jax.Array | None = None,
+    first_pixel: str | jax.Array | np.ndarray = "model",
 ) -> jax.Array:
     """Completes images: keeps the known pixels, samples the rest in order.
 
@@ -213,6 +270,8 @@ def complete(
       method: as in ``autoregressive_sample``.
       temperature: softmax temperature.
       labels: int [B] class labels for a class-conditional model, else None.
+      first_pixel: as in ``autoregressive_sample``; used only where pixel (0, 0)
+        is unknown.
 
     Returns:
       int32 [B, H, W, C]: equal to ``images`` where ``known``.
@@ -222,7 +281,53 @@ def complete(
         raise ConfigError(
             f"known must be bool [B, H, W] = {images.shape[:3]}; got {known.dtype} {known.shape}."
         )
-    _check_temperature(temperature)
+    method = _check_method(model, method)
+    temperature = _check_temperature(temperature)
+    first_logits = _first_logits(model, first_pixel)
     labels = _check_labels(model, labels, images.shape[0])
-    sampler = _compiled_sampler(model, method, float(temperature))
-    return sampler(params, key, jnp.asarray(images, jnp.int32), jnp.asarray(known), labels)
+    x = jnp.asarray(images, jnp.int32)
+    return _sample(
+        params,
+        key,
+        x,
+        jnp.asarray(known),
+        labels,
+        temperature,
+        first_logits,
+        model=model,
+        method=method,
+    )
+
+
+def first_pixel_marginal(
+    images: jax.Array | np.ndarray | Iterable[Mapping[str, np.ndarray]], num_levels: int
+) -> np.ndarray:
+    """The training data's marginal of the first sub-pixel, for ``first_pixel=``.
+
+    Counts the levels of pixel (0, 0), channel 0 (the first sub-pixel in the
+    samplers' order) over all images; not the marginal of all pixels.
+
+    Args:
+      images: int [N, H, W, C] levels, or an iterable of batches (dicts with
+        ``"image"`` int [B, H, W, C] and optionally ``"mask"`` bool [B] marking
+        real examples, as ``jaxgen.data`` yields them).
+      num_levels: L.
+
+    Returns:
+      float64 [L] frequencies summing to 1.
+
+    Raises:
+      ConfigError: images of the wrong rank or dtype, levels outside [0, L), or no images.
+    """
+    batches = [{"image": images}] if hasattr(images, "shape") else images
+    counts = np.zeros(num_levels, np.int64)
+    for batch in batches:
+        x = np.asarray(batch["image"])
+        check_images(x, num_levels, name="images")
+        first = x[:, 0, 0, 0]
+        if "mask" in batch:
+            first = first[np.asarray(batch["mask"], bool)]
+        counts += np.bincount(first, minlength=num_levels)
+    if not counts.sum():
+        raise ConfigError("first_pixel_marginal got no images to count.")
+    return counts / counts.sum()

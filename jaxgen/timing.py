@@ -4,18 +4,46 @@
     timings["cached"].sample_s, timings["naive"].sample_s
 
 Compilation is timed apart from sampling (ahead-of-time ``lower().compile()``).
-Each method runs ``repeats`` times and the fastest run counts; on a shared
-machine, slower runs measure the neighbours.
+Every measurement here is ``fastest``: the fastest of several timed calls, to
+ready results; on a shared machine, slower runs measure the neighbours.
 """
 
 import dataclasses
+import functools
+import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 
 from jaxgen import sampling
 from jaxgen.validation import ConfigError
+
+
+def fastest(fn: Callable[[], Any], repeats: int = 3, *, warmup: bool = True) -> tuple[float, Any]:
+    """The seconds of the fastest of ``repeats`` calls of ``fn`` and its last result.
+
+    Args:
+      fn: a function of no arguments returning arrays (waited for with
+        ``jax.block_until_ready``).
+      repeats: timed calls (at least 1).
+      warmup: make one untimed call first (the one that compiles).
+
+    Returns:
+      (seconds of the fastest timed call, the last call's result).
+    """
+    if repeats < 1:
+        raise ConfigError(f"repeats={repeats} must be at least 1.")
+    if warmup:
+        jax.block_until_ready(fn())
+    seconds = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = jax.block_until_ready(fn())
+        seconds = min(seconds, time.perf_counter() - start)
+    return seconds, result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,11 +102,8 @@ def time_sampling(
         compiled = jax.jit(sample).lower(params, key, labels).compile()
         compile_s = time.perf_counter() - start
         runs = repeats.get(method, 1) if isinstance(repeats, dict) else repeats
-        sample_s = float("inf")
-        for _ in range(max(runs, 1)):
-            start = time.perf_counter()
-            samples = jax.block_until_ready(compiled(params, key, labels))
-            sample_s = min(sample_s, time.perf_counter() - start)
+        run = functools.partial(compiled, params, key, labels)
+        sample_s, samples = fastest(run, runs, warmup=False)
         results[method] = SamplerTiming(
             method=method,
             compile_s=compile_s,
@@ -112,11 +137,6 @@ def naive_seconds_estimate(
         raise ConfigError(f"num_passes={num_passes} must be at least 1.")
     apply = jax.jit(model.apply)
     x = jax.numpy.zeros(shape, jax.numpy.int32)
-    jax.block_until_ready(apply(params, x))
-    fastest = float("inf")
-    for _ in range(num_passes):
-        start = time.perf_counter()
-        jax.block_until_ready(apply(params, x))
-        fastest = min(fastest, time.perf_counter() - start)
+    one_pass, _ = fastest(lambda: apply(params, x), num_passes)
     _, h, w, c = shape
-    return fastest * h * w * c
+    return one_pass * h * w * c

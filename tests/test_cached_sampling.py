@@ -1,5 +1,6 @@
 """Cached sampling: the incremental pass reproduces the full pass, and its samples."""
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxgen import models, sampling, timing
+from jaxgen.validation import ConfigError
 
 LEVELS = 4
 MODELS = {
@@ -85,18 +87,26 @@ def test_cached_logits_equal_the_full_pass(setup):
     extra = () if labels is None else (labels,)
     full = model.apply(params, x, *extra)
     cached = _teacher_forced_cached_logits(model, params, x, labels)
-    np.testing.assert_allclose(cached, full, rtol=1e-5, atol=1e-5)
+    chex.assert_trees_all_close(cached, full, rtol=1e-5, atol=1e-5)
 
 
-def test_cached_samples_equal_naive_samples(setup):
+@pytest.mark.parametrize("first_pixel", ["model", "uniform", "vector"])
+def test_cached_samples_equal_naive_samples(setup, first_pixel):
     model, params, shape, labels = setup
     key = jax.random.key(2)
-    naive = sampling.autoregressive_sample(model, params, key, shape, labels=labels)
-    cached = sampling.autoregressive_sample(
-        model, params, key, shape, method="cached", labels=labels
+    if first_pixel == "vector":
+        first_pixel = np.array([0.0, 0.0, 0.0, 1.0])  # level 3 surely: visible in the samples
+    naive, cached, default = (
+        sampling.autoregressive_sample(
+            model, params, key, shape, method=method, labels=labels, first_pixel=first_pixel
+        )
+        for method in ("naive", "cached", None)
     )
-    np.testing.assert_array_equal(cached, naive)
+    chex.assert_trees_all_equal(cached, naive)
+    chex.assert_trees_all_equal(default, cached)  # the default method is the cached one
     assert len(np.unique(naive)) > 1
+    if isinstance(first_pixel, np.ndarray):
+        assert (naive[:, 0, 0, 0] == 3).all()
 
 
 def test_cached_completion_equals_naive_completion(setup):
@@ -104,9 +114,9 @@ def test_cached_completion_equals_naive_completion(setup):
     images = jax.random.randint(jax.random.key(3), shape, 0, LEVELS)
     known = jax.random.bernoulli(jax.random.key(4), 0.5, shape[:3]).at[:, 0].set(True)
     key = jax.random.key(5)
-    naive = sampling.complete(model, params, key, images, known, labels=labels)
+    naive = sampling.complete(model, params, key, images, known, method="naive", labels=labels)
     cached = sampling.complete(model, params, key, images, known, method="cached", labels=labels)
-    np.testing.assert_array_equal(cached, naive)
+    chex.assert_trees_all_equal(cached, naive)
     np.testing.assert_array_equal(np.asarray(cached)[known], np.asarray(images)[known])
 
 
@@ -134,15 +144,15 @@ def test_labels_are_checked():
     model = MODELS["gated_conditional"]
     params = model.init(jax.random.key(0), jnp.zeros((1, 3, 3, 1), jnp.int32), jnp.array([0]))
     key, shape = jax.random.key(0), (1, 3, 3, 1)
-    with pytest.raises(ValueError, match="labels="):
+    with pytest.raises(ConfigError, match="labels="):
         sampling.autoregressive_sample(model, params, key, shape)
-    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+    with pytest.raises(ConfigError, match=r"\[0, 3\)"):
         sampling.autoregressive_sample(model, params, key, shape, labels=jnp.array([3]))
-    with pytest.raises(ValueError, match="int \\[B\\]"):
+    with pytest.raises(ConfigError, match="int \\[B\\]"):
         sampling.autoregressive_sample(model, params, key, shape, labels=jnp.array([0, 1]))
     plain = MODELS["pixelcnn"]
     plain_params = plain.init(key, jnp.zeros(shape, jnp.int32))
-    with pytest.raises(ValueError, match="not class-conditional"):
+    with pytest.raises(ConfigError, match="not class-conditional"):
         sampling.autoregressive_sample(plain, plain_params, key, shape, labels=jnp.array([0]))
 
 
@@ -157,7 +167,7 @@ class _NoCache(nn.Module):
 def test_cached_needs_the_incremental_methods():
     model = _NoCache()
     params = model.init(jax.random.key(0), jnp.zeros((1, 2, 2, 1), jnp.int32))
-    with pytest.raises(ValueError, match="naive"):
+    with pytest.raises(ConfigError, match="naive"):
         sampling.autoregressive_sample(
             model, params, jax.random.key(0), (1, 2, 2, 1), method="cached"
         )

@@ -59,7 +59,10 @@ def test_tiny_run_writes_metrics_checkpoint_and_pictures(tiny_run):
     (test,) = [row for row in rows if row["split"] == "test"]
     assert test["num_examples"] == 10_000
     assert 0 < test["nll_nats"] < 784 * 0.7  # better than a fair coin per pixel
-    assert test["bits_per_dim"] == pytest.approx(test["nll_nats"] / (784 * 0.6931471805599453))
+    # Both are float32 averages over the split: equal to float32 rounding.
+    assert test["bits_per_dim"] == pytest.approx(
+        test["nll_nats"] / (784 * 0.6931471805599453), rel=1e-5
+    )
     assert all(row["examples_per_sec"] > 0 for row in rows if row["split"] == "train")
     assert json.loads((workdir / "config.json").read_text())["model"]["num_layers"] == 2
     assert (workdir / "checkpoints" / "20" / "state").is_dir()

@@ -9,6 +9,7 @@ import pytest
 
 from experiments import cli
 from jaxgen import parallel
+from jaxgen.validation import ConfigError
 from tests.conftest import REPO
 from tests.test_cli import TINY, assert_clean_error, run_experiment
 
@@ -112,3 +113,36 @@ def test_a_value_error_from_inside_a_library_keeps_its_traceback(tmp_path, monke
 
     with pytest.raises(ValueError, match="cannot reshape"):
         cli.main(buggy, CONFIG, ["prog", "--workdir", "w"])
+
+
+def test_a_user_error_re_raised_by_a_helper_outside_jaxgen_is_a_message(
+    capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JAXGEN_TRACEBACK", raising=False)
+
+    def check_steps(steps):  # a user's helper, in a file outside jaxgen/ and experiments/
+        if steps < 1:
+            raise ConfigError(f"num_steps={steps} must be positive.")
+
+    def run(config, workdir):
+        try:
+            check_steps(0)
+        except ConfigError as e:
+            raise e  # a re-raise: the last frame is not a `raise ConfigError(...)` line
+
+    code, err = _exit_code_of(run, capsys)
+    assert code == 2
+    assert err == "Error: num_steps=0 must be positive.\n"
+
+
+def test_a_type_error_from_inside_the_library_keeps_its_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JAXGEN_TRACEBACK", raising=False)
+
+    def buggy(config, workdir):
+        return parallel.make_mesh("2")  # a bug in the caller: jaxgen compares str with int
+
+    with pytest.raises(TypeError, match="not supported"):
+        cli.main(buggy, CONFIG, ["prog", "--workdir", "w"])
+

@@ -12,7 +12,7 @@ Variants (combine with commas, e.g. ``autoencoder.py:tiny``):
 
 from ml_collections import ConfigDict, config_dict
 
-from experiments.configs.common import apply_variants, data_config
+from experiments.configs.common import apply_variants, data_config, train_config
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -32,23 +32,17 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.model.features = (32, 64)  # conv channels per halving (mlp: hidden widths)
     c.model.hidden_features = 256
 
-    c.seed = 0
-    c.batch_size = 128
-    c.num_steps = 20_000
-    c.optimizer = "adam"
-    c.learning_rate = 1e-3
-    c.lr_schedule = "warmup_cosine"
-    c.warmup_steps = 500
-    c.grad_clip_norm = config_dict.placeholder(float)
-    c.ema_decay = config_dict.placeholder(float)
-
-    c.log_every = 100
-    c.eval_every = 5000
-    c.eval_max_examples = config_dict.placeholder(int)  # None: the full split
-    c.checkpoint_every = 5000
-    c.keep_checkpoints = 3
-    c.max_nonfinite_steps = 10  # skipped non-finite updates in a row before the run stops
-    c.num_samples = 16  # test images shown in the reconstruction/interpolation pictures
+    train_config(
+        c,
+        batch_size=128,
+        num_steps=20_000,
+        learning_rate=1e-3,
+        log_every=100,
+        eval_every=5000,
+        num_samples=16,  # test images shown in the reconstruction/interpolation pictures
+        lr_schedule="warmup_cosine",
+        warmup_steps=500,
+    )
     c.interpolation_steps = 8
 
     c.transfer = ConfigDict()

@@ -1,4 +1,4 @@
-"""What every experiment config shares: the data keys and the ``:variant,variant`` suffix."""
+"""What every experiment config shares: the data keys, the training keys, the variant suffix."""
 
 from collections.abc import Callable, Mapping
 
@@ -26,6 +26,69 @@ def data_config(dataset: str, num_levels: int, binarize: str = "none") -> Config
     c.binarize = binarize
     c.raw_dir = config_dict.placeholder(str)
     c.data_dir = config_dict.placeholder(str)
+    return c
+
+
+def train_config(
+    c: ConfigDict,
+    *,
+    batch_size: int,
+    num_steps: int,
+    learning_rate: float,
+    log_every: int,
+    eval_every: int,
+    num_samples: int,
+    optimizer: str | None = "adam",
+    lr_schedule: str = "constant",
+    warmup_steps: int = 0,
+    eval_max_examples: int | None = None,
+) -> ConfigDict:
+    """Adds the optimizer, logging and checkpoint keys every experiment has to ``c``.
+
+    Args:
+      c: the config (from ``data_config``), updated in place.
+      batch_size: examples per step.
+      num_steps: training steps.
+      learning_rate: peak learning rate.
+      log_every: steps between train rows in metrics.jsonl.
+      eval_every: steps between evaluations; also ``checkpoint_every``.
+      num_samples: images in the sample pictures.
+      optimizer: ``optimizer`` (see ``jaxgen.train.optim``), with ``grad_clip_norm``
+        (None: no clipping); None sets neither, for an experiment with its own optimizer keys.
+      lr_schedule: ``constant`` or ``warmup_cosine``.
+      warmup_steps: steps of linear warm-up of ``warmup_cosine``.
+      eval_max_examples: examples of each periodic evaluation; None: the full split.
+
+    Returns:
+      ``c``, with ``seed`` (0), ``batch_size``, ``num_steps``, ``optimizer``,
+      ``learning_rate``, ``lr_schedule``, ``warmup_steps``, ``grad_clip_norm``,
+      ``ema_decay`` (None: no parameter EMA), ``log_every``, ``eval_every``,
+      ``eval_max_examples``, ``checkpoint_every``, ``keep_checkpoints`` (3),
+      ``max_nonfinite_steps`` (10 skipped non-finite updates in a row stop the
+      run), ``num_samples`` and ``allow_schedule_change`` (False: resuming a
+      checkpoint with a config whose learning-rate schedule differs for the
+      steps already done is refused; see ``jaxgen.train.workdir``).
+    """
+    c.seed = 0
+    c.batch_size = batch_size
+    c.num_steps = num_steps
+    if optimizer is not None:
+        c.optimizer = optimizer
+    c.learning_rate = learning_rate
+    c.lr_schedule = lr_schedule
+    c.warmup_steps = warmup_steps
+    if optimizer is not None:
+        c.grad_clip_norm = config_dict.placeholder(float)
+    c.ema_decay = config_dict.placeholder(float)
+    c.log_every = log_every
+    c.eval_every = eval_every
+    c.eval_max_examples = config_dict.placeholder(int)
+    c.eval_max_examples = eval_max_examples
+    c.checkpoint_every = eval_every
+    c.keep_checkpoints = 3
+    c.max_nonfinite_steps = 10
+    c.num_samples = num_samples
+    c.allow_schedule_change = False
     return c
 
 

@@ -11,7 +11,7 @@ each use a fresh minibatch of ``batch_size // k`` images.
 
 from ml_collections import ConfigDict, config_dict
 
-from experiments.configs.common import apply_variants, data_config
+from experiments.configs.common import apply_variants, data_config, train_config
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -33,23 +33,18 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.k = 1  # discriminator updates per generator update (Goodfellow et al.: k = 1)
     c.generator_loss = "non_saturating"  # or "minimax"
 
-    c.seed = 0
-    c.batch_size = 128  # real images per step, k minibatches of batch_size // k
-    c.num_steps = 20_000  # about 43 epochs of MNIST
-    c.learning_rate = 2e-4
+    train_config(  # schedules count generator steps; Adam's betas below
+        c,
+        batch_size=128,  # real images per step, k minibatches of batch_size // k
+        num_steps=20_000,  # about 43 epochs of MNIST
+        learning_rate=2e-4,
+        log_every=100,
+        eval_every=2000,
+        num_samples=64,  # the grid of samples from one fixed noise batch
+        optimizer=None,
+    )
     c.adam_b1 = 0.5
     c.adam_b2 = 0.999
-    c.lr_schedule = "constant"  # or "warmup_cosine" (in generator steps)
-    c.warmup_steps = 0
-    c.ema_decay = config_dict.placeholder(float)  # None: no EMA of the variables
-
-    c.log_every = 100
-    c.eval_every = 2000
-    c.eval_max_examples = config_dict.placeholder(int)  # None: the full split
-    c.checkpoint_every = 2000
-    c.keep_checkpoints = 3
-    c.max_nonfinite_steps = 10  # skipped non-finite updates in a row before the run stops
-    c.num_samples = 64  # the grid of samples from one fixed noise batch
     c.interpolation_rows = 8  # latent interpolation strips between pairs of fixed codes
     c.interpolation_steps = 10
 

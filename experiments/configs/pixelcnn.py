@@ -9,9 +9,9 @@ Periodic evaluations use the first ``eval_max_examples`` validation examples
 (None: all); the final test evaluation always uses the whole test split.
 """
 
-from ml_collections import ConfigDict, config_dict
+from ml_collections import ConfigDict
 
-from experiments.configs.common import apply_variants, data_config
+from experiments.configs.common import apply_variants, data_config, train_config
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -31,23 +31,15 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.model.features = 128
     c.model.head_features = 32  # the paper's MNIST head
 
-    c.seed = 0
-    c.batch_size = 16  # the paper's MNIST batch
-    c.num_steps = 200_000
-    c.optimizer = "adam"  # the paper used RMSProp with unpublished rates
-    c.learning_rate = 1e-3
-    c.lr_schedule = "constant"  # or "warmup_cosine"
-    c.warmup_steps = 0
-    c.grad_clip_norm = config_dict.placeholder(float)  # None: no clipping
-    c.ema_decay = config_dict.placeholder(float)  # None: no parameter EMA
-
-    c.log_every = 100
-    c.eval_every = 10_000
-    c.eval_max_examples = config_dict.placeholder(int)  # None: the full split
-    c.checkpoint_every = 10_000
-    c.keep_checkpoints = 3
-    c.max_nonfinite_steps = 10  # skipped non-finite updates in a row before the run stops
-    c.num_samples = 16
+    train_config(
+        c,
+        batch_size=16,  # the paper's MNIST batch
+        num_steps=200_000,
+        learning_rate=1e-3,  # with Adam: the paper used RMSProp with unpublished rates
+        log_every=100,
+        eval_every=10_000,
+        num_samples=16,
+    )
     c.sample_method = "cached"  # or "naive": the same samples, one full pass per sub-pixel
 
     return apply_variants(c, variants, _VARIANT_UPDATES)

@@ -15,7 +15,7 @@ Variants (combine with commas, e.g. ``vae.py:tiny``):
 
 from ml_collections import ConfigDict, config_dict
 
-from experiments.configs.common import apply_variants, data_config
+from experiments.configs.common import apply_variants, data_config, train_config
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -42,23 +42,18 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.iwae_samples = 5000  # K of the IWAE bound in evaluations
     c.iwae_chunk_size = 500  # draws of z held in memory at once; must divide iwae_samples
 
-    c.seed = 0
-    c.batch_size = 100
-    c.num_steps = 500_000  # 1000 epochs of 50k images
-    c.optimizer = "adam"
-    c.learning_rate = 1e-3
-    c.lr_schedule = "warmup_cosine"
-    c.warmup_steps = 1000
-    c.grad_clip_norm = config_dict.placeholder(float)
-    c.ema_decay = config_dict.placeholder(float)
-
-    c.log_every = 500
-    c.eval_every = 25_000
-    c.eval_max_examples = 1000  # validation during training; the test split is always full
-    c.checkpoint_every = 25_000
-    c.keep_checkpoints = 3
-    c.max_nonfinite_steps = 10  # skipped non-finite updates in a row before the run stops
-    c.num_samples = 64  # prior samples and test images in the pictures
+    train_config(
+        c,
+        batch_size=100,
+        num_steps=500_000,  # 1000 epochs of 50k images
+        learning_rate=1e-3,
+        log_every=500,
+        eval_every=25_000,
+        num_samples=64,  # prior samples and test images in the pictures
+        lr_schedule="warmup_cosine",
+        warmup_steps=1000,
+        eval_max_examples=1000,  # validation during training; the test split is always full
+    )
     c.manifold_size = 20  # n x n grid of the latent manifold (dimensions 0 and 1 of z)
     c.edit_dim = 0  # dimension of z varied in the latent-editing picture
     c.interpolation_steps = 10

@@ -1,22 +1,29 @@
-"""Model zoo: one file per model."""
+"""Model zoo, one file per model: the Flax modules only.
 
+Autoregressive (int images -> logits [B, H, W, C, L]): ``PixelCNN``,
+``GatedPixelCNN``, ``PixelRNN``; latent-variable: ``Autoencoder``, ``VAE``;
+adversarial: ``DCGANGenerator``/``DCGANDiscriminator`` and the fully connected
+``MLPGenerator``/``MLPDiscriminator``. Their losses are in ``jaxgen.losses``,
+their samplers in ``jaxgen.sampling``, ``jaxgen.latent`` and ``jaxgen.gan``;
+``models.registry`` builds an autoregressive model by name from a config and
+``models.dcgan.make_gan`` a (generator, discriminator) pair.
+"""
+
+from jaxgen.models.autoencoder import Autoencoder
+from jaxgen.models.dcgan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from jaxgen.models.gated_pixelcnn import GatedPixelCNN
 from jaxgen.models.pixelcnn import PixelCNN
 from jaxgen.models.pixelrnn import PixelRNN
+from jaxgen.models.vae import VAE
 
-__all__ = ["GatedPixelCNN", "PixelCNN", "PixelRNN"]
-
-from jaxgen.models.autoencoder import Autoencoder, reconstruction_loss  # noqa: E402
-from jaxgen.models.vae import VAE, reparameterize  # noqa: E402
-
-__all__ += ["Autoencoder", "VAE", "reconstruction_loss", "reparameterize"]
-
-from jaxgen.models.dcgan import (  # noqa: E402
-    DCGANDiscriminator,
-    DCGANGenerator,
-    MLPDiscriminator,
-    MLPGenerator,
-    make_gan,
-)
-
-__all__ += ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGenerator", "make_gan"]
+__all__ = [
+    "VAE",
+    "Autoencoder",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "GatedPixelCNN",
+    "MLPDiscriminator",
+    "MLPGenerator",
+    "PixelCNN",
+    "PixelRNN",
+]

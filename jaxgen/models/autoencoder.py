@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen import losses
 from jaxgen.models.coders import make_decoder, make_encoder
 from jaxgen.validation import ConfigError, check_images
 
@@ -70,17 +71,5 @@ class Autoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-def reconstruction_loss(reconstruction: jax.Array, x: jax.Array, num_levels: int) -> jax.Array:
-    """Squared error between reconstructions and images scaled to [0, 1].
-
-    Args:
-      reconstruction: float [B, H, W, C].
-      x: int [B, H, W, C] levels in [0, num_levels).
-      num_levels: L.
-
-    Returns:
-      float [B] sum of squared errors per image.
-    """
-    target = x.astype(jnp.float32) / (num_levels - 1)
-    err = jnp.square(reconstruction.astype(jnp.float32) - target)
-    return err.reshape(err.shape[0], -1).sum(axis=-1)
+# Moved to jaxgen.losses; importable from here only until every caller imports it there.
+reconstruction_loss = losses.reconstruction_loss

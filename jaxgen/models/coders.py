@@ -14,16 +14,11 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
+from jaxgen.levels import to_signed
 from jaxgen.validation import ConfigError
 
 ARCHITECTURES: tuple[str, ...] = ("conv", "mlp")
-
-
-def scale_images(x: jax.Array, num_levels: int) -> jax.Array:
-    """int levels [B, H, W, C] in [0, L) -> float32 in [-1, 1]."""
-    return x.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0
 
 
 class ConvEncoder(nn.Module):
@@ -51,7 +46,7 @@ class ConvEncoder(nn.Module):
         Returns:
           float [B, out_features].
         """
-        y = scale_images(x, self.num_levels)
+        y = to_signed(x, self.num_levels)
         for f in self.features:
             y = nn.relu(nn.Conv(f, (3, 3), strides=2, padding="SAME")(y))
         y = nn.relu(nn.Dense(self.hidden_features)(y.reshape(y.shape[0], -1)))
@@ -116,7 +111,7 @@ class MLPEncoder(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """Encodes images: int [B, H, W, C] -> float [B, out_features]."""
-        y = scale_images(x, self.num_levels).reshape(x.shape[0], -1)
+        y = to_signed(x, self.num_levels).reshape(x.shape[0], -1)
         for f in self.features:
             y = nn.tanh(nn.Dense(f)(y))
         return nn.Dense(self.out_features)(y)

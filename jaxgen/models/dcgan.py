@@ -37,6 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen import levels
 from jaxgen.validation import ConfigError
 
 _WEIGHT_INIT = nn.initializers.normal(0.02)
@@ -294,28 +295,7 @@ def make_gan(
     raise ConfigError(f"architecture={architecture!r} must be 'dcgan' or 'mlp'.")
 
 
-def to_signed(x: jax.Array, num_levels: int) -> jax.Array:
-    """Maps integer levels in [0, L) linearly onto [-1, 1]: 0 -> -1, L - 1 -> 1.
-
-    Args:
-      x: int [...] levels.
-      num_levels: L.
-
-    Returns:
-      float32 [...] in [-1, 1].
-    """
-    return x.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0
-
-
-def to_levels(y: jax.Array, num_levels: int) -> jax.Array:
-    """Inverse of ``to_signed``: rounds [-1, 1] values to the nearest level.
-
-    Args:
-      y: float [...] in [-1, 1] (clipped).
-      num_levels: L.
-
-    Returns:
-      int32 [...] in [0, L).
-    """
-    levels = jnp.round((jnp.clip(y, -1.0, 1.0) + 1.0) * ((num_levels - 1) / 2.0))
-    return levels.astype(jnp.int32)
+# The level <-> [-1, 1] maps live in jaxgen.levels; these two names stay importable from
+# here only until every caller imports jaxgen.levels.
+to_signed = levels.to_signed
+to_levels = levels.from_signed

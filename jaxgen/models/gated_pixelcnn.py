@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.levels import to_signed
 from jaxgen.nn import MaskedConv2D
 from jaxgen.nn import cache as cache_lib
 from jaxgen.nn.gated import MaskedGateConv2D, gated_activation
@@ -96,7 +97,7 @@ class GatedPixelCNN(nn.Module):
         self._check_labels(x, labels)
         c, p, n = x.shape[-1], self.features, self.kernel_size
         rows = n // 2 + 1
-        v = h = cache_lib.scale_levels(x, self.num_levels)
+        v = h = to_signed(x, self.num_levels)
         for k in range(self.num_layers):
             v_pre = nn.Conv(
                 2 * p, (rows, n), padding=((rows - 1, 0), (n // 2, n // 2)), name=f"v{k}_conv"

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.levels import to_signed
 from jaxgen.nn import MaskedConv2D
 from jaxgen.nn import cache as cache_lib
 from jaxgen.validation import check_images, check_sizes
@@ -60,7 +61,7 @@ class PixelCNN(nn.Module):
         check_images(x, self.num_levels)
         c = x.shape[-1]
         h = self.features
-        y = x.astype(jnp.float32) * (2.0 / (self.num_levels - 1)) - 1.0
+        y = to_signed(x, self.num_levels)
         y = MaskedConv2D(2 * h, (7, 7), "A", c, name="input_conv")(y)
         for i in range(self.num_layers):
             r = MaskedConv2D(h, (1, 1), "B", c, name=f"block{i}_in")(nn.relu(y))

@@ -35,6 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.levels import to_signed
 from jaxgen.nn import MaskedConv2D, lstm
 from jaxgen.nn import cache as cache_lib
 from jaxgen.validation import ConfigError, check_images, check_sizes
@@ -83,7 +84,7 @@ class PixelRNN(nn.Module):
         check_images(x, self.num_levels)
         c = x.shape[-1]
         h = self.features
-        y = cache_lib.scale_levels(x, self.num_levels)
+        y = to_signed(x, self.num_levels)
         if self.variant == "diagonal_bilstm":
             y = jnp.pad(y, ((0, 0), (0, 0), (0, 1), (0, 0)))  # the virtual column
         y = MaskedConv2D(2 * h, (7, 7), "A", c, name="input_conv")(y)

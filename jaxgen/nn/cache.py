@@ -18,15 +18,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxgen.levels import to_signed
 from jaxgen.nn.gated import gate_mask
 from jaxgen.nn.masked import MaskType
 
 Params = dict[str, jax.Array]
-
-
-def scale_levels(x: jax.Array, num_levels: int) -> jax.Array:
-    """Maps int levels in [0, L) to float [-1, 1], as the models' first layer expects."""
-    return x.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0
 
 
 def masked_kernel(
@@ -87,7 +83,7 @@ def image_window(
     """
     kh, kw = kernel_size
     pad = ((0, 0), (kh // 2, 0), (kw // 2, kw // 2 + 1), (0, 0))
-    y = jnp.pad(scale_levels(x, num_levels), pad)
+    y = jnp.pad(to_signed(x, num_levels), pad)
     b, c = x.shape[0], x.shape[-1]
     return lax.dynamic_slice(y, (0, i, j, 0), (b, kh // 2 + 1, kw, c))
 
@@ -108,7 +104,7 @@ def image_rows(
       float [B, R, W + kw - 1, C].
     """
     pad = kernel_width // 2
-    y = jnp.pad(scale_levels(x, num_levels), ((0, 0), (num_rows - 1, 0), (pad, pad), (0, 0)))
+    y = jnp.pad(to_signed(x, num_levels), ((0, 0), (num_rows - 1, 0), (pad, pad), (0, 0)))
     return lax.dynamic_slice_in_dim(y, r, num_rows, axis=1)
 
 

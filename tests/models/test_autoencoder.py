@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxgen.models import Autoencoder, reconstruction_loss
+from jaxgen.losses import reconstruction_loss
+from jaxgen.models import Autoencoder
 from jaxgen.models.coders import ConvDecoder
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from jaxgen import latent, losses
-from jaxgen.models import VAE, reparameterize
+from jaxgen.latent import reparameterize
+from jaxgen.models import VAE
 
 
 def test_gaussian_kl_is_exactly_zero_at_the_standard_normal():
