@@ -43,15 +43,13 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from experiments import cli, compare_report
-from experiments import gan as gan_experiment
-from experiments import pixelcnn as autoregressive_experiment
-from experiments import vae as vae_experiment
 from experiments.configs import gan as gan_config
 from experiments.configs import pixelcnn as pixelcnn_config
 from experiments.configs import pixelrnn as pixelrnn_config
 from experiments.configs import vae as vae_config
 from experiments.configs.compare import MODELS
-from jaxgen import data, latent, metrics, sampling, timing
+from jaxgen import data, latent, metrics, sampling, tasks, timing
+from jaxgen import gan as gan_lib
 from jaxgen.train import train_and_evaluate
 from jaxgen.validation import ConfigError
 
@@ -68,6 +66,8 @@ IMAGES_FILE = "compare_images.npz"
 _SAMPLE_BATCH = 500
 
 AUTOREGRESSIVE, LATENT, ADVERSARIAL = "autoregressive", "latent variable", "adversarial"
+# The ``tasks.from_config`` family of each member's family.
+TASK_FAMILIES = {AUTOREGRESSIVE: "autoregressive", LATENT: "vae", ADVERSARIAL: "gan"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,15 +190,6 @@ def member_config(config: ConfigDict, name: str) -> ConfigDict:
     return c
 
 
-def _make_task(name: str, c: ConfigDict):
-    family = MEMBERS[name].family
-    if family == AUTOREGRESSIVE:
-        return autoregressive_experiment.make_task(c)
-    if family == LATENT:
-        return vae_experiment.make_task(c)
-    return gan_experiment.make_task(c)
-
-
 @dataclasses.dataclass(frozen=True)
 class Generator:
     """How to draw from a trained model.
@@ -215,12 +206,11 @@ class Generator:
     autoregressive: Any = None
 
 
-def make_generator(name: str, c: ConfigDict, config: ConfigDict) -> Generator:
-    """The samplers of model ``name`` with experiment config ``c``."""
+def make_generator(name: str, model: Any, c: ConfigDict, config: ConfigDict) -> Generator:
+    """The samplers of member ``name``: ``model`` from ``tasks.from_config``, config ``c``."""
     family = MEMBERS[name].family
     shape = data.dataset_info(c.dataset).image_shape
     if family == AUTOREGRESSIVE:
-        model = autoregressive_experiment.make_model(c)
 
         def sample_ar(params, key, n):
             return sampling.autoregressive_sample(model, params, key, (n, *shape), method="cached")
@@ -230,7 +220,6 @@ def make_generator(name: str, c: ConfigDict, config: ConfigDict) -> Generator:
 
         return Generator(_batched(sample_ar), complete_ar, model)
     if family == LATENT:
-        model = vae_experiment.make_model(c)
 
         def sample_vae(params, key, n):
             return latent.prior_samples(model, params, key, n)[1]
@@ -239,11 +228,10 @@ def make_generator(name: str, c: ConfigDict, config: ConfigDict) -> Generator:
             return latent.complete(model, params, key, images, known, config.eval.completion_steps)
 
         return Generator(_batched(jax.jit(sample_vae, static_argnums=2)), complete_vae)
-    model = gan_experiment.make_model(c)
 
     def sample_gan(params, key, n):
         z = model.sample_latent(key, n)
-        return gan_experiment.generate_levels(model, params, z, c.num_levels)
+        return gan_lib.generate_levels(model, params, z, c.num_levels)
 
     return Generator(sample_gan, None)
 
@@ -304,6 +292,7 @@ def training_summary(name: str, workdir: pathlib.Path) -> dict[str, Any]:
 
 def evaluate_member(
     name: str,
+    model: Any,
     c: ConfigDict,
     params: Any,
     config: ConfigDict,
@@ -313,7 +302,8 @@ def evaluate_member(
     """The comparison's numbers and pictures of one trained model.
 
     Args:
-      name: the model.
+      name: the model's name.
+      model: its module (``tasks.from_config``).
       c: its experiment config.
       params: its trained (evaluation) variables.
       config: the compare config.
@@ -324,7 +314,7 @@ def evaluate_member(
       (results, pictures): the numbers, and ``grid`` (samples) and, where the
       model can complete images, ``completions``.
     """
-    generator = make_generator(name, c, config)
+    generator = make_generator(name, model, c, config)
     params = jax.device_get(params)
     key = jax.random.key(config.seed)
     sample_key, timing_key, complete_key = jax.random.split(key, 3)
@@ -426,20 +416,21 @@ def run(config: ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
     for name in names:
         c = member_config(config, name)
         _log(f"== {MEMBERS[name].title}: training in {workdir / name} ({c.num_steps} steps)")
-        state = train_and_evaluate(_make_task(name, c), c, workdir / name)
-        trained[name] = (c, state.eval_params)
+        model, task = tasks.from_config(TASK_FAMILIES[MEMBERS[name].family], c)
+        state = train_and_evaluate(task, c, workdir / name)
+        trained[name] = (c, model, state.eval_params)
 
     quality = make_quality(config, data_dir)
     real = _first_test_images(config, data_dir, config.eval.num_samples)
     examples = real[: config.eval.num_completions]
     rows = [{"model": "test_images", "title": "Test images (the floor)", **quality(real)}]
     pictures = {"test_images": {"grid": real[: config.eval.grid_samples]}}
-    for name, (c, params) in trained.items():
+    for name, (c, model, params) in trained.items():
         key = _cache_key(config, c)
         cached = _load_cached(workdir / name, key)
         if cached is None:
             _log(f"== {MEMBERS[name].title}: evaluating")
-            cached = evaluate_member(name, c, params, config, quality, examples)
+            cached = evaluate_member(name, model, c, params, config, quality, examples)
             _store(workdir / name, key, *cached)
         else:
             _log(f"== {MEMBERS[name].title}: evaluation reused ({workdir / name / RESULTS_FILE})")

@@ -22,16 +22,19 @@ batches, as in the DCGAN code.
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxgen import losses
-from jaxgen.models.dcgan import to_signed
+from jaxgen.batching import apply_in_batches
+from jaxgen.levels import from_signed, to_signed
 from jaxgen.train.state import TrainState
 from jaxgen.validation import ConfigError
 
@@ -48,24 +51,31 @@ class GAN:
     Attributes:
       generator: module ``(z float [B, latent_dim], train) -> float [B, H, W, C]`` in [-1, 1].
       discriminator: module ``(x float [B, H, W, C], train) -> logits float [B]``.
-      image_shape: (H, W, C).
+      image_shape: (H, W, C), the default of ``init``; None: ``init`` is given it.
       latent_dim: size of z.
     """
 
     generator: nn.Module
     discriminator: nn.Module
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, int, int] | None = None
     latent_dim: int = 100
 
-    def init(self, key: jax.Array) -> Variables:
+    def init(self, key: jax.Array, image_shape: tuple[int, ...] | None = None) -> Variables:
         """Initial variables ``{"generator": {...}, "discriminator": {...}}``.
 
         Each player's entry holds ``params`` and ``batch_stats`` ({} for networks
         without BatchNorm).
+
+        Args:
+          key: PRNG key.
+          image_shape: (H, W, C) of the images; None: ``self.image_shape``.
         """
+        shape = self.image_shape if image_shape is None else tuple(image_shape)
+        if shape is None:
+            raise ConfigError("GAN.init needs the image_shape (H, W, C) of the images.")
         g_key, d_key = jax.random.split(key)
         g_vars = self.generator.init(g_key, jnp.zeros((2, self.latent_dim)), train=False)
-        d_vars = self.discriminator.init(d_key, jnp.zeros((2, *self.image_shape)), train=False)
+        d_vars = self.discriminator.init(d_key, jnp.zeros((2, *shape)), train=False)
         return {
             name: {"params": v["params"], "batch_stats": v.get("batch_stats", {})}
             for name, v in zip(PLAYERS, (g_vars, d_vars), strict=True)
@@ -84,29 +94,77 @@ class GAN:
         return self.discriminator.apply(variables["discriminator"], x, train=False)
 
 
-def optimizer(
-    g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation
-) -> optax.GradientTransformation:
-    """Both players' optimizers as one transformation, for ``TrainState.create``.
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _generate_batch(gan: GAN, variables: Variables, z: jax.Array, num_levels: int) -> jax.Array:
+    return from_signed(gan.generate(variables, z), num_levels)
 
-    Its ``init`` gives ``{"generator": g_tx state, "discriminator": d_tx state}``
-    over the players' ``params`` (not their ``batch_stats``). The players are
-    updated at different times, so updates go through ``make_train_step``,
-    which calls ``g_tx`` and ``d_tx`` itself; ``update`` raises.
+
+def generate_levels(
+    gan: GAN, variables: Variables, z: jax.Array, num_levels: int, batch_size: int = 500
+) -> np.ndarray:
+    """G(z) as integer levels, in batches of at most ``batch_size`` codes.
+
+    Args:
+      gan: the networks.
+      variables: their variables (on one device).
+      z: float [N, latent_dim] codes.
+      num_levels: L of the images.
+      batch_size: codes per compiled call.
+
+    Returns:
+      int [N, H, W, C] levels in [0, L).
+    """
+    return apply_in_batches(
+        lambda codes: _generate_batch(gan, variables, codes, num_levels), z, batch_size=batch_size
+    )
+
+
+def interpolation_codes(gan: GAN, key: jax.Array, rows: int, steps: int) -> jax.Array:
+    """Codes on straight lines between random pairs: float [rows * steps, latent_dim].
+
+    Row r holds ``steps`` evenly spaced points from its start code to its end code.
+    """
+    start_key, end_key = jax.random.split(key)
+    start, end = gan.sample_latent(start_key, rows), gan.sample_latent(end_key, rows)
+    t = jnp.linspace(0.0, 1.0, steps)[None, :, None]
+    return ((1.0 - t) * start[:, None] + t * end[:, None]).reshape(rows * steps, -1)
+
+
+class Optimizers(NamedTuple):
+    """The two players' optimizers; ``state.step`` counts generator updates.
+
+    Attributes:
+      generator: G's Optax transformation.
+      discriminator: D's Optax transformation (it updates k times per step).
     """
 
-    def init(variables: Variables) -> dict[str, optax.OptState]:
-        return {
-            "generator": g_tx.init(variables["generator"]["params"]),
-            "discriminator": d_tx.init(variables["discriminator"]["params"]),
-        }
+    generator: optax.GradientTransformation
+    discriminator: optax.GradientTransformation
 
-    def update(updates, state, params=None):
-        raise NotImplementedError(
-            "GAN players are updated separately: use jaxgen.gan.make_train_step."
-        )
 
-    return optax.GradientTransformation(init, update)
+def init_state(
+    variables: Variables, optimizers: Optimizers, ema_decay: float | None = None
+) -> TrainState:
+    """The step-0 train state of both players.
+
+    Args:
+      variables: ``GAN.init``'s ``{"generator": {...}, "discriminator": {...}}``.
+      optimizers: the players' optimizers.
+      ema_decay: decay of the EMA of all variables; None for no EMA.
+
+    Returns:
+      A TrainState whose ``opt_state`` is ``{"generator": G's Optax state,
+      "discriminator": D's}`` over the players' ``params`` (not their ``batch_stats``).
+    """
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=variables,
+        opt_state={
+            name: tx.init(variables[name]["params"])
+            for name, tx in zip(PLAYERS, optimizers, strict=True)
+        },
+        ema_params=None if ema_decay is None else variables,
+    )
 
 
 def _apply_train(module: nn.Module, variables: Variables, x: jax.Array) -> tuple[jax.Array, Any]:
@@ -115,21 +173,23 @@ def _apply_train(module: nn.Module, variables: Variables, x: jax.Array) -> tuple
     return out, updates.get("batch_stats", variables["batch_stats"])
 
 
-def make_train_step(
+def make_gan_step(
     gan: GAN,
-    g_tx: optax.GradientTransformation,
-    d_tx: optax.GradientTransformation,
+    optimizers: Optimizers,
     *,
     k: int = 1,
     generator_loss: Literal["non_saturating", "minimax"] = "non_saturating",
     num_levels: int = 256,
     ema_decay: float | None = None,
 ) -> StepFn:
-    """Builds the pure ``train_step(state, batch, key) -> (state, metrics)``, to be jitted.
+    """The pure two-player ``step(state, batch, key) -> (state, metrics)``, unjitted.
+
+    Compile it with ``jaxgen.train.jit_train_step`` (sharding, donation and the
+    non-finite guard), as ``tasks.gan`` does.
 
     Args:
       gan: the networks.
-      g_tx, d_tx: the optimizers ``optimizer(g_tx, d_tx)`` initialised the state with.
+      optimizers: the optimizers ``init_state`` built the state with.
       k: discriminator updates per generator update.
       generator_loss: ``"non_saturating"`` or ``"minimax"`` (see ``jaxgen.losses``).
       num_levels: L of the integer images; they are mapped onto [-1, 1].
@@ -152,6 +212,7 @@ def make_train_step(
             f"generator_loss={generator_loss!r} must be 'non_saturating' or 'minimax'."
         )
     g_mod, d_mod = gan.generator, gan.discriminator
+    g_tx, d_tx = optimizers
 
     def train_step(state: TrainState, batch: Mapping[str, jax.Array], key: jax.Array):
         images = batch["image"]

@@ -17,9 +17,10 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import ndtri
 
-from jaxgen import losses
+from jaxgen import losses, viz
 from jaxgen.models.vae import reparameterize
 from jaxgen.validation import ConfigError
 
@@ -256,6 +257,33 @@ def interpolate(
     z = (1.0 - t) * z0[:, None] + t * z1[:, None]
     images = model.apply(params, z.reshape(-1, z0.shape[-1]), method=model.decode_mean)
     return images.reshape(*z.shape[:2], *images.shape[1:])
+
+
+def interpolation_rows(
+    model: nn.Module, params, images: np.ndarray, num_levels: int, num_steps: int = 10
+) -> np.ndarray:
+    """Picture rows from image 2i to image 2i + 1 of ``images``, the two images at the ends.
+
+    Args:
+      model: a model with ``encode_mean`` and ``decode_mean``.
+      params: its variables.
+      images: int [B, H, W, C] levels in [0, num_levels).
+      num_levels: L.
+      num_steps: decoded points between (and including) the two codes.
+
+    Returns:
+      int [B // 2, num_steps + 2, H, W, C] 8-bit levels (``viz.save_rows`` draws them).
+    """
+    start, end = images[0 : len(images) - 1 : 2], images[1::2]
+    path = interpolate(model, params, start, end, num_steps)
+    return np.concatenate(
+        [
+            viz.to_pixels(start[:, None], num_levels),
+            viz.to_pixels(path),
+            viz.to_pixels(end[:, None], num_levels),
+        ],
+        axis=1,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_steps"))

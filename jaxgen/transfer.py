@@ -9,8 +9,12 @@ A small classifier head (one hidden ReLU layer) sits on the code
 ``"scratch"``   the same classifier, encoder included, from a random initialisation.
 
 All modes use the same labelled examples, optimiser, steps and batches.
+``run_transfer`` runs the comparison an experiment config describes
+(``config.transfer``) and logs it as ``test`` rows of ``metrics.jsonl``.
 """
 
+import json
+import pathlib
 from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
@@ -18,7 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from ml_collections import ConfigDict
 
+from jaxgen import data, keys, metrics
+from jaxgen.batching import apply_in_batches
+from jaxgen.train.logging import MetricsWriter
 from jaxgen.validation import ConfigError
 
 MODES: tuple[str, ...] = ("frozen", "finetune", "scratch")
@@ -133,24 +141,13 @@ def train_classifier(
       The trained variables.
     """
     tx = _optimizer(mode, params, learning_rate)
+    images, labels = jnp.asarray(images), jnp.asarray(labels)
 
-    def loss_fn(p, x, y):
-        logits = classifier.apply(p, x)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    def batch(step: int) -> tuple[jax.Array, jax.Array]:
+        idx = jax.random.randint(jax.random.fold_in(key, step), (batch_size,), 0, len(labels))
+        return images[idx], labels[idx]
 
-    @jax.jit
-    def train(params, images, labels):
-        def step(carry, i):
-            p, opt_state = carry
-            idx = jax.random.randint(jax.random.fold_in(key, i), (batch_size,), 0, len(labels))
-            grads = jax.grad(loss_fn)(p, images[idx], labels[idx])
-            updates, opt_state = tx.update(grads, opt_state, p)
-            return (optax.apply_updates(p, updates), opt_state), None
-
-        (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(num_steps))
-        return params
-
-    return train(params, jnp.asarray(images), jnp.asarray(labels))
+    return metrics.fit_classifier(classifier.apply, params, batch, tx, num_steps)
 
 
 def accuracy(
@@ -158,11 +155,8 @@ def accuracy(
 ) -> float:
     """Fraction of ``images`` (int [N, H, W, C]) whose argmax class equals ``labels`` (int [N])."""
     predict = jax.jit(lambda p, x: jnp.argmax(classifier.apply(p, x), axis=-1))
-    correct = 0
-    for start in range(0, len(labels), batch_size):
-        pred = predict(params, jnp.asarray(images[start : start + batch_size]))
-        correct += int(jnp.sum(pred == jnp.asarray(labels[start : start + batch_size])))
-    return correct / len(labels)
+    pred = apply_in_batches(lambda x: predict(params, x), images, batch_size=batch_size)
+    return float(np.mean(pred == np.asarray(labels)))
 
 
 def compare(
@@ -214,3 +208,142 @@ def compare(
         )
         results[mode] = accuracy(classifier, params, test_images, test_labels)
     return results
+
+
+def labelled_arrays(
+    config: ConfigDict, split: str, max_examples: int | None = None, per_class: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first images and labels of a split of the transfer dataset, read in order.
+
+    Reading stops at the end of the split, or once ``max_examples`` are read (if
+    not None), or once every class has ``per_class`` examples (if positive).
+
+    Returns:
+      (int [N, H, W, C] images with ``config.num_levels`` levels, int [N] labels).
+    """
+    name = config.transfer.dataset or config.dataset
+    info = data.dataset_info(name)
+    # A binary model reads 8-bit images through one fixed Bernoulli draw (as binarized MNIST).
+    binary_of_8bit = config.num_levels == 2 and info.num_levels == 256
+    images, labels = [], []
+    for batch in data.eval_batches(
+        name,
+        split,
+        batch_size=1000,
+        num_levels=config.num_levels,
+        binarize="dynamic" if binary_of_8bit else "none",
+        data_dir=config.data_dir,
+        process_index=0,  # every process reads the whole labelled set
+        process_count=1,
+    ):
+        images.append(batch["image"][batch["mask"]])
+        labels.append(batch["label"][batch["mask"]])
+        read = np.concatenate(labels)
+        if max_examples is not None and len(read) >= max_examples:
+            break
+        if per_class and np.bincount(read, minlength=info.num_classes).min() >= per_class:
+            break
+    return np.concatenate(images)[:max_examples], np.concatenate(labels)[:max_examples]
+
+
+def _logged_transfers(workdir: pathlib.Path) -> set[int]:
+    """The ``labels_per_class`` values whose transfer rows ``metrics.jsonl`` already holds."""
+    path = workdir / "metrics.jsonl"
+    if not path.exists():
+        return set()
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return {int(r["labels_per_class"]) for r in rows if "labels_per_class" in r}
+
+
+def check_config(config: ConfigDict) -> None:
+    """Raises a ConfigError naming the first bad ``transfer.*`` value of an experiment config.
+
+    ``run_transfer`` runs once training is done; experiments call this first
+    (through ``Task.check_config``), so a bad value fails before training.
+    """
+    t = config.transfer
+    if not t.labels_per_class:
+        return  # no transfer: its other keys are unused
+    name = t.dataset or config.dataset
+    if not data.dataset_info(name).num_classes:
+        raise ConfigError(
+            f"transfer.dataset={name!r} has no labels; set --config.transfer.dataset to a "
+            "labelled dataset (mnist or fashion_mnist), or transfer.labels_per_class=() to skip."
+        )
+    if any(not isinstance(n, int) or n < 1 for n in t.labels_per_class):
+        raise ConfigError(
+            f"transfer.labels_per_class={tuple(t.labels_per_class)} must hold positive integers."
+        )
+    if not t.modes or any(mode not in MODES for mode in t.modes):
+        raise ConfigError(
+            f"transfer.modes={tuple(t.modes)} must be a non-empty subset of {', '.join(MODES)}."
+        )
+    for key in ("num_steps", "batch_size"):
+        if t[key] < 1:
+            raise ConfigError(f"transfer.{key}={t[key]} must be a positive integer.")
+    if not t.learning_rate > 0:
+        raise ConfigError(f"transfer.learning_rate={t.learning_rate} must be positive.")
+    if t.test_max_examples is not None and t.test_max_examples < 1:
+        raise ConfigError(
+            f"transfer.test_max_examples={t.test_max_examples} must be positive, or None (all)."
+        )
+
+
+def run_transfer(
+    model: nn.Module, params, config: ConfigDict, workdir: pathlib.Path
+) -> list[Mapping[str, float]]:
+    """Logs the few-label transfer accuracies as ``test`` rows of ``metrics.jsonl``.
+
+    Skips the ``labels_per_class`` values already logged (a rerun of a finished run).
+
+    Args:
+      model: the trained autoencoder or VAE (unbound module).
+      params: its trained variables.
+      config: the experiment config: ``transfer.*`` (dataset, labels_per_class,
+        modes, num_steps, batch_size, learning_rate, test_max_examples) and the
+        data keys, ``seed`` and ``num_steps`` (the rows' step).
+      workdir: the run's folder.
+
+    Returns:
+      The rows written.
+
+    Raises:
+      ConfigError: a bad ``transfer.*`` value (``check_config``).
+    """
+    check_config(config)
+    todo = [n for n in config.transfer.labels_per_class if n not in _logged_transfers(workdir)]
+    if not todo:
+        return []
+    name = config.transfer.dataset or config.dataset
+    info = data.dataset_info(name)
+    data.prepare(name, data_dir=config.data_dir, raw_dir=config.raw_dir)
+    params = jax.device_get(params)
+    train_images, train_labels = labelled_arrays(config, info.train_split, per_class=max(todo))
+    test_images, test_labels = labelled_arrays(
+        config, info.test_split, config.transfer.test_max_examples
+    )
+    key = jax.random.fold_in(keys.make_keys(config.seed).init, 1)  # a stream of its own
+    writer = MetricsWriter(workdir)
+    rows = []
+    for n in todo:
+        accuracies = compare(
+            model,
+            params,
+            train_images,
+            train_labels,
+            test_images,
+            test_labels,
+            num_classes=info.num_classes,
+            labels_per_class=n,
+            key=key,
+            num_steps=config.transfer.num_steps,
+            batch_size=config.transfer.batch_size,
+            learning_rate=config.transfer.learning_rate,
+            modes=config.transfer.modes,
+        )
+        metrics = {f"accuracy_{mode}": acc for mode, acc in accuracies.items()}
+        row = {"labels_per_class": n, **metrics, "num_test_examples": len(test_labels)}
+        rows.append(writer.write(config.num_steps, "test", row))
+        print(f"Transfer on {name!r} with {n} labels per class: {metrics}")
+    writer.close()
+    return rows

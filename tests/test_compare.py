@@ -12,7 +12,7 @@ from PIL import Image
 
 from experiments import compare
 from experiments.configs.compare import MODELS, get_config
-from jaxgen import timing
+from jaxgen import tasks, timing
 from jaxgen.models import registry
 from tests.conftest import REPO
 
@@ -138,7 +138,7 @@ def test_member_configs_share_the_dataset_seed_and_evaluation(budget):
 
 def test_parameter_count_leaves_out_batch_norm_statistics():
     config = compare.member_config(get_config("tiny"), "dcgan")
-    variables = compare.gan_experiment.make_model(config).init(jax.random.key(0))
+    variables = tasks.from_config("gan", config)[0].init(jax.random.key(0))
     params_only = sum(
         leaf.size
         for player in ("generator", "discriminator")

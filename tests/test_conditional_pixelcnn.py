@@ -1,4 +1,4 @@
-"""The class-conditional Gated PixelCNN experiment (``pixelcnn.py:conditional``) on real MNIST."""
+"""The class-conditional Gated PixelCNN (``pixelcnn.py:conditional``) task on real MNIST."""
 
 import json
 
@@ -6,8 +6,7 @@ import jax
 import numpy as np
 
 from experiments.configs.pixelcnn import get_config
-from experiments.pixelcnn import make_task
-from jaxgen import data, parallel
+from jaxgen import data, parallel, tasks
 from jaxgen.train import loop
 
 
@@ -15,6 +14,10 @@ def _config(prepared_tfds):
     config = get_config("conditional,tiny")
     config.data_dir = str(prepared_tfds)
     return config
+
+
+def make_task(config):
+    return tasks.from_config("autoregressive", config)[1]
 
 
 def test_the_label_changes_the_likelihood(prepared_tfds):

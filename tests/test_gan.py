@@ -1,4 +1,5 @@
-"""GAN train step: k discriminator updates, minibatch split, batch stats, sharding, EMA."""
+"""GAN train step: k discriminator updates, minibatch split, batch stats, sharding, EMA;
+the two-player state, batched generation and interpolation codes."""
 
 import jax
 import numpy as np
@@ -7,7 +8,6 @@ import pytest
 
 from jaxgen import gan, parallel
 from jaxgen.models import dcgan
-from jaxgen.train.state import TrainState
 from jaxgen.train.step import jit_train_step
 
 SHAPE = (16, 16, 1)
@@ -20,10 +20,10 @@ def _setup(k: int, ema_decay: float | None = None, loss: str = "non_saturating",
     gen, disc = dcgan.make_gan("dcgan", SHAPE, features=4)
     model = gan.GAN(gen, disc, SHAPE, latent_dim=8)
     make_tx = (lambda: optax.sgd(0.1)) if sgd else (lambda: optax.adam(1e-3, b1=0.5))
-    g_tx, d_tx = make_tx(), make_tx()
-    state = TrainState.create(model.init(jax.random.key(0)), gan.optimizer(g_tx, d_tx), ema_decay)
-    step = gan.make_train_step(
-        model, g_tx, d_tx, k=k, generator_loss=loss, num_levels=LEVELS, ema_decay=ema_decay
+    optimizers = gan.Optimizers(make_tx(), make_tx())
+    state = gan.init_state(model.init(jax.random.key(0)), optimizers, ema_decay)
+    step = gan.make_gan_step(
+        model, optimizers, k=k, generator_loss=loss, num_levels=LEVELS, ema_decay=ema_decay
     )
     return model, state, step
 
@@ -116,15 +116,43 @@ def test_ema_tracks_all_variables():
 
 def test_bad_arguments_are_rejected():
     model, state, _ = _setup(1)
-    g_tx = optax.adam(1e-3)
+    txs = gan.Optimizers(optax.adam(1e-3), optax.adam(1e-3))
     with pytest.raises(ValueError, match="k=0"):
-        gan.make_train_step(model, g_tx, g_tx, k=0)
+        gan.make_gan_step(model, txs, k=0)
     with pytest.raises(ValueError, match="minimax"):
-        gan.make_train_step(model, g_tx, g_tx, generator_loss="hinge")
+        gan.make_gan_step(model, txs, generator_loss="hinge")
     with pytest.raises(ValueError, match="k=3"):
-        gan.make_train_step(model, g_tx, g_tx, k=3)(state, {"image": _images(4)}, jax.random.key(0))
-    with pytest.raises(NotImplementedError, match="make_train_step"):
-        gan.optimizer(g_tx, g_tx).update({}, state.opt_state)
+        gan.make_gan_step(model, txs, k=3)(state, {"image": _images(4)}, jax.random.key(0))
+    with pytest.raises(ValueError, match="image_shape"):
+        gan.GAN(model.generator, model.discriminator).init(jax.random.key(0))
+
+
+def test_init_state_holds_both_players_optimizer_states():
+    model, state, _ = _setup(1, ema_decay=0.9)
+    assert int(state.step) == 0
+    assert set(state.opt_state) == set(gan.PLAYERS)
+    for player in gan.PLAYERS:  # Adam's state covers the player's params, not its batch_stats
+        mu = optax.tree_utils.tree_get(state.opt_state[player], "mu")
+        assert jax.tree.structure(mu) == jax.tree.structure(state.params[player]["params"])
+        assert _count(state.opt_state[player]) == 0
+    assert _leaves_close(state.ema_params, state.params)
+    # The image shape may come with init instead of the GAN.
+    late = gan.GAN(model.generator, model.discriminator, latent_dim=8)
+    assert _leaves_close(late.init(jax.random.key(0), SHAPE), state.params)
+
+
+def test_generate_levels_in_batches_and_interpolation_codes():
+    model, state, _ = _setup(1)
+    z = model.sample_latent(jax.random.key(1), 7)
+    levels = gan.generate_levels(model, state.params, z, LEVELS, batch_size=3)  # 3 + 3 + 1
+    assert levels.shape == (7, *SHAPE) and levels.dtype.kind == "i"
+    assert levels.min() >= 0 and levels.max() < LEVELS
+    whole = gan.generate_levels(model, state.params, z, LEVELS)
+    assert np.abs(levels.astype(int) - whole).max() <= 1  # batching changes rounding at most
+    codes = gan.interpolation_codes(model, jax.random.key(2), rows=2, steps=5).reshape(2, 5, 8)
+    np.testing.assert_allclose(codes[:, 2], (codes[:, 0] + codes[:, 4]) / 2, atol=1e-6)
+    np.testing.assert_allclose(codes[:, 1] - codes[:, 0], codes[:, 4] - codes[:, 3], atol=1e-6)
+    assert not np.allclose(codes[0, 0], codes[1, 0])  # each row its own pair
 
 
 def test_generate_and_discriminate_in_eval_mode():

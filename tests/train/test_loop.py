@@ -8,12 +8,16 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from experiments.pixelcnn import make_model, make_task
-from jaxgen import data, losses, parallel
-from jaxgen.train import evaluate, loop, make_eval_step
+from jaxgen import data, losses, parallel, tasks
+from jaxgen.train import evaluate, loop, make_eval_step, split_batches
 from tests.train.helpers import load_params, metric_rows
 
 MESH = parallel.make_mesh(1)
+
+
+def make_task(config):
+    """The PixelCNN task of a pixelcnn config."""
+    return tasks.from_config("autoregressive", config)[1]
 
 
 class Interrupted(Exception):
@@ -126,7 +130,7 @@ def test_a_task_without_a_way_to_train_or_a_best_metric_source_is_refused(config
 
 
 def test_evaluate_averages_exactly_over_a_padded_last_batch(config):
-    task = make_task(config)
+    model, task = tasks.from_config("autoregressive", config)
     mesh = parallel.make_mesh(8)
     images = next(
         iter(
@@ -136,14 +140,48 @@ def test_evaluate_averages_exactly_over_a_padded_last_batch(config):
         )
     )["image"]
     params = task.init(jax.random.key(0), {"image": images})
-    nll = losses.autoregressive_nll(make_model(config).apply(params, images), images)
+    nll = losses.autoregressive_nll(model.apply(params, images), images)
 
     for batch_size in (16, 48):  # 40 = 16 + 16 + 8 of 16, or 40 of 48: last batch masked
         config.batch_size = batch_size
         eval_step = make_eval_step(task.eval_fn, mesh)
-        result = evaluate(eval_step, params, config, "test", jax.random.key(1), mesh, 40)
+        batches = split_batches(config, "test", max_examples=40)
+        result = evaluate(eval_step, params, batches, jax.random.key(1), mesh)
         assert result["num_examples"] == 40
         np.testing.assert_allclose(result["nll_nats"], np.mean(nll), rtol=1e-6)
         np.testing.assert_allclose(
             result["bits_per_dim"], np.mean(losses.bits_per_dim(nll, 28 * 28)), rtol=1e-6
         )
+
+
+def test_evaluate_takes_any_batches_and_fetches_from_the_device_once(monkeypatch):
+    def eval_fn(params, batch, key):
+        del key
+        return {"value": params["scale"] * batch["x"]}
+
+    eval_step = make_eval_step(eval_fn, MESH)
+    x = np.arange(12, dtype=np.float32)
+    batches = [  # a plain list: two batches without a mask, one with two padding rows
+        {"x": x[:4]},
+        {"x": x[4:8]},
+        {"x": x[8:12], "mask": np.array([True, True, False, False])},
+    ]
+    fetches = []
+    device_get = jax.device_get
+    monkeypatch.setattr(jax, "device_get", lambda tree: fetches.append(1) or device_get(tree))
+
+    result = evaluate(eval_step, {"scale": np.float32(2.0)}, iter(batches), jax.random.key(0), MESH)
+
+    assert len(fetches) == 1  # one transfer for the split, not one per batch
+    assert result == {"value": 2.0 * np.mean(x[:10]), "num_examples": 10}
+    with pytest.raises(ValueError, match="no examples"):
+        evaluate(eval_step, {"scale": np.float32(2.0)}, [], jax.random.key(0), MESH)
+
+
+def test_values_used_only_after_training_are_checked_before_it(config, monkeypatch):
+    config.num_samples = 3  # the test examples of the pictures, shared out over the processes
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    with pytest.raises(ValueError, match="num_samples=3 must be divisible by the number of proc"):
+        loop.check_config(config)
+    config.num_samples = 4
+    loop.check_config(config)
