@@ -35,9 +35,10 @@ def test_tiny_run_writes_grids_fid_and_best_checkpoint_then_resumes(
 
     for step in (10, 20):
         grid = Image.open(workdir / "samples" / f"step{step:07d}_samples.png")
-        assert grid.size == (2 * 29 + 1, 2 * 29 + 1)  # 4 samples of 28 x 28, 1-pixel gaps
+        # 4 samples of 28 x 28 drawn 4x upscaled (112 x 112) with 2-pixel separators.
+        assert grid.size == (2 * 114 + 2, 2 * 114 + 2)
         strip = Image.open(workdir / "samples" / f"step{step:07d}_interpolation.png")
-        assert strip.size == (4 * 29 + 1, 2 * 29 + 1)  # 2 rows of 4 steps
+        assert strip.size == (4 * 114 + 2, 2 * 114 + 2)  # 2 rows of 4 steps
 
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rows if r["split"] == "train"]

@@ -87,7 +87,7 @@ def test_vae_writes_every_picture(vae_run):
     names = sorted(p.name for p in (vae_run / "samples").glob("*.png"))
     assert names == sorted(f"step0000010_{n}.png" for n in VAE_PICTURES)
     manifold = Image.open(vae_run / "samples" / "step0000010_manifold.png")
-    assert manifold.size == (4 * 29 + 1, 4 * 29 + 1)  # 4 x 4 grid of 28 x 28 images
+    assert manifold.size == (4 * 114 + 2, 4 * 114 + 2)  # 4 x 4 grid of 28 x 28 images, 4x
 
 
 @pytest.mark.parametrize("run", ["vae_run", "autoencoder_run"])
