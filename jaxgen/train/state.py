@@ -28,12 +28,16 @@ class TrainState:
     def create(
         cls, params: Any, tx: optax.GradientTransformation, ema_decay: float | None = None
     ) -> "TrainState":
-        """The state at step 0; the EMA, if on, starts at ``params``."""
+        """The state at step 0; the EMA, if on, starts at a copy of ``params``.
+
+        A copy, not the same arrays: the train step donates the state, and one
+        buffer cannot be donated twice.
+        """
         return cls(
             step=jnp.zeros((), jnp.int32),
             params=params,
             opt_state=tx.init(params),
-            ema_params=None if ema_decay is None else params,
+            ema_params=None if ema_decay is None else jax.tree.map(jnp.copy, params),
         )
 
     def apply_gradients(

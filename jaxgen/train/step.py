@@ -3,7 +3,7 @@
 ``train_step(state, batch, key) -> (state, metrics)`` folds the step number
 into ``key`` inside the compiled program, so step ``t`` draws the same random
 numbers whether the run was interrupted or not. Every jitted train step skips
-updates with a non-finite loss or gradient (see ``jaxgen.train.guard``).
+updates with a non-finite loss, gradient or update (see ``jaxgen.train.guard``).
 
 Without a ``mesh`` the factories use one over all devices
 (``parallel.make_mesh()``), so a notebook needs none:
@@ -21,7 +21,7 @@ import optax
 from jax.sharding import Mesh
 
 from jaxgen import parallel
-from jaxgen.train.guard import skip_nonfinite
+from jaxgen.train import guard
 from jaxgen.train.state import TrainState
 
 Batch = Mapping[str, jax.Array]
@@ -29,6 +29,15 @@ Metrics = dict[str, jax.Array]
 LossFn = Callable[..., tuple[jax.Array, Metrics]]
 EvalFn = Callable[[Any, Batch, jax.Array], Metrics]
 StepFn = Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]
+
+
+def _compile(step_fn: StepFn, mesh: Mesh | None) -> StepFn:
+    """``jax.jit`` of a step: state replicated and donated, batch split over ``data``."""
+    mesh = parallel.make_mesh() if mesh is None else mesh
+    rep, split = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    return jax.jit(
+        step_fn, in_shardings=(rep, split, rep), out_shardings=(rep, rep), donate_argnums=0
+    )
 
 
 def jit_train_step(step_fn: StepFn, mesh: Mesh | None = None) -> StepFn:
@@ -45,14 +54,7 @@ def jit_train_step(step_fn: StepFn, mesh: Mesh | None = None) -> StepFn:
     Returns:
       The jitted step; its metrics come back replicated.
     """
-    mesh = parallel.make_mesh() if mesh is None else mesh
-    rep, split = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-    return jax.jit(
-        skip_nonfinite(step_fn),
-        in_shardings=(rep, split, rep),
-        out_shardings=(rep, rep),
-        donate_argnums=0,
-    )
+    return _compile(guard.skip_nonfinite(step_fn), mesh)
 
 
 def make_train_step(
@@ -95,7 +97,9 @@ def make_train_step(
     Returns:
       Jitted ``train_step(state, batch, key) -> (state, metrics)`` with metrics
       ``loss``, ``grad_norm`` (before clipping), ``learning_rate`` (with a
-      ``schedule``), ``nonfinite_steps`` and the loss's own.
+      ``schedule``), ``nonfinite_steps`` and the loss's own. A step whose loss,
+      gradient norm or update is not finite is skipped
+      (``guard.apply_gradients_if_finite``).
     """
 
     def train_step(state: TrainState, batch: Batch, key: jax.Array):
@@ -103,12 +107,16 @@ def make_train_step(
         args = (batch, key, state.step) if loss_takes_step else (batch, key)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, metrics), grads = grad_fn(state.params, *args)
-        metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
+        grad_norm = optax.tree.norm(grads)
+        metrics = {**metrics, "loss": loss, "grad_norm": grad_norm}
         if schedule is not None:
             metrics["learning_rate"] = schedule(state.step)
-        return state.apply_gradients(grads, tx, ema_decay), metrics
+        next_state, skipped = guard.apply_gradients_if_finite(
+            state, grads, tx, loss, grad_norm, ema_decay
+        )
+        return next_state, {**metrics, guard.METRIC: skipped}
 
-    return jit_train_step(train_step, mesh)
+    return _compile(train_step, mesh)
 
 
 def make_eval_step(
