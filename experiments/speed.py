@@ -50,14 +50,16 @@ class TrainCase:
       make_step: ``(optimizer, mesh) -> jitted train_step(state, batch, key)``.
       optimizer: the Optax optimizer the state is created with.
       model_config: the model's config entries, for the record.
+      init_state: ``(params, optimizer) -> TrainState`` (the GAN's has two players).
     """
 
     name: str
     batch_size: int
     init: Callable[[jax.Array], Any]
     make_step: Callable[[optax.GradientTransformation, Any], Callable]
-    optimizer: optax.GradientTransformation
+    optimizer: Any
     model_config: dict
+    init_state: Callable[..., TrainState] = TrainState.create
 
 
 @dataclasses.dataclass
@@ -180,16 +182,18 @@ def gan_case(config: ConfigDict) -> TrainCase:
     model = gan.GAN(generator, discriminator, IMAGE_SHAPE, config.model.latent_dim)
     g_tx = optax.adam(config.learning_rate, b1=config.adam_b1, b2=config.adam_b2)
     d_tx = optax.adam(config.learning_rate, b1=config.adam_b1, b2=config.adam_b2)
-    step_fn = gan.make_train_step(
-        model, g_tx, d_tx, k=config.k, generator_loss=config.generator_loss, num_levels=2
+    optimizers = gan.Optimizers(g_tx, d_tx)
+    step_fn = gan.make_gan_step(
+        model, optimizers, k=config.k, generator_loss=config.generator_loss, num_levels=2
     )
     return TrainCase(
         name=config.model.name,
         batch_size=config.batch_size,
         init=model.init,
         make_step=lambda tx, mesh: jit_train_step(step_fn, mesh),
-        optimizer=gan.optimizer(g_tx, d_tx),
+        optimizer=optimizers,
         model_config=config.model.to_dict(),
+        init_state=gan.init_state,
     )
 
 
@@ -206,7 +210,7 @@ def prepare_train(case: TrainCase, seed: int = 0) -> TrainRun:
     mesh = parallel.make_mesh(1)  # one device: the numbers are per chip
     batch = parallel.shard_batch(random_batch(case.batch_size, seed), mesh)
     params = jax.jit(case.init)(jax.random.key(seed))
-    create = jax.jit(TrainState.create, static_argnums=1, out_shardings=parallel.replicated(mesh))
+    create = jax.jit(case.init_state, static_argnums=1, out_shardings=parallel.replicated(mesh))
     state = create(params, case.optimizer)
     step = case.make_step(case.optimizer, mesh)
     key = jax.random.key(seed + 1)
