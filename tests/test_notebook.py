@@ -1,4 +1,4 @@
-"""The quickstart notebook runs top to bottom and reports a falling loss."""
+"""The quickstart notebook trains one model of each family through jaxgen.tasks, top to bottom."""
 
 import os
 import pathlib
@@ -32,6 +32,13 @@ def test_quickstart_notebook_executes(raw_dir, prepared_tfds, monkeypatch):
     )
     assert last < first / 2
     nll, bpd = map(
-        float, re.search(r"test NLL on 1000 images: ([\d.]+) nats, ([\d.]+) bits", text).groups()
+        float, re.search(r"test NLL on 10000 images: ([\d.]+) nats, ([\d.]+) bits", text).groups()
     )
     assert 0 < nll < 250 and abs(bpd - nll / 784 / 0.6931471805599453) < 1e-3
+    elbo, iwae = map(
+        float, re.search(r"test ELBO (-[\d.]+) nats <= IWAE \(K=10\) (-[\d.]+) nats", text).groups()
+    )
+    assert -784 * 0.6931471805599453 < elbo <= iwae < 0  # better than coin flips; L_10 >= ELBO
+    found = re.search(r"D\(x\) = ([\d.]+), D\(G\(z\)\) = ([\d.]+)", text)
+    d_real, d_fake = map(float, found.groups())
+    assert 0 < d_fake < 1 and 0 < d_real < 1

@@ -15,7 +15,6 @@ from experiments.configs import vae as vae_config
 from jaxgen import gan as gan_lib
 from jaxgen import latent, losses, tasks, viz
 from jaxgen.models import VAE, Autoencoder, GatedPixelCNN, PixelCNN
-from jaxgen.models.autoencoder import reconstruction_loss
 from jaxgen.models.dcgan import make_gan
 from jaxgen.validation import ConfigError
 
@@ -166,7 +165,7 @@ def test_autoencoder_loss_is_the_summed_squared_error():
     task = tasks.autoencoder(model)
     batch = {"image": _binary(3)}
     params = task.init(KEY, batch)
-    error = reconstruction_loss(model.apply(params, batch["image"]), batch["image"], 2)
+    error = losses.reconstruction_loss(model.apply(params, batch["image"]), batch["image"], 2)
     loss, metrics = task.loss_fn(params, batch, KEY)
     np.testing.assert_allclose(loss, error.mean(), rtol=1e-6)
     np.testing.assert_allclose(metrics["mse"], error.mean() / 64, rtol=1e-6)
