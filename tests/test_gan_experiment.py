@@ -7,7 +7,10 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 from PIL import Image
+
+from jaxgen import viz
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = "--config=experiments/configs/gan.py:tiny"
@@ -33,12 +36,18 @@ def test_tiny_run_writes_grids_fid_and_best_checkpoint_then_resumes(
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Best FID" in result.stdout
 
+    title = viz.FONT_SIZE + 8  # the caption band above each picture
     for step in (10, 20):
         grid = Image.open(workdir / "samples" / f"step{step:07d}_samples.png")
         # 4 samples of 28 x 28 drawn 4x upscaled (112 x 112) with 2-pixel separators.
-        assert grid.size == (2 * 114 + 2, 2 * 114 + 2)
+        assert grid.size == (2 * 114 + 2, 2 * 114 + 2 + title)
         strip = Image.open(workdir / "samples" / f"step{step:07d}_interpolation.png")
-        assert strip.size == (4 * 114 + 2, 2 * 114 + 2)  # 2 rows of 4 steps
+        assert strip.size == (4 * 114 + 2, 2 * 114 + 2 + title)  # 2 rows of 4 steps
+    progress = Image.open(workdir / "samples" / "progress.png")
+    assert progress.height == 2 * 114 + 2 + title  # one row per evaluation: steps 10 and 20
+    assert progress.width > 4 * 114 + 2  # the 4 fixed codes, "step N" labels on the left
+    with np.load(workdir / "samples" / "progress.png.npz") as saved:
+        assert saved["steps"].tolist() == [10, 20] and saved["rows"].shape == (2, 4, 28, 28, 1)
 
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rows if r["split"] == "train"]
@@ -53,6 +62,9 @@ def test_tiny_run_writes_grids_fid_and_best_checkpoint_then_resumes(
     for r in fids:
         assert r["fid_num_samples"] == 128
         assert 0.0 <= r["fid_real_test"] < r["fid"] < 1e4
+        for name in ("precision", "recall", "coverage"):  # beside FID, with their floors
+            assert 0.0 <= r[name] <= 1.0 and 0.0 <= r[f"{name}_real_test"] <= 1.0, r
+        assert r["density"] >= 0.0 and r["density_real_test"] > 0.0, r
         assert 0.0 <= r["class_entropy"] <= math.log(10) + 1e-9
         assert 1 <= r["classes_covered"] <= 10
     assert [r["step"] for r in rows if r["split"] == "test"] == [20]

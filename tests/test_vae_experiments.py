@@ -14,6 +14,7 @@ import sys
 import pytest
 from PIL import Image
 
+from jaxgen import viz
 from tests.conftest import REPO
 
 VAE_PICTURES = (
@@ -87,7 +88,10 @@ def test_vae_writes_every_picture(vae_run):
     names = sorted(p.name for p in (vae_run / "samples").glob("*.png"))
     assert names == sorted(f"step0000010_{n}.png" for n in VAE_PICTURES)
     manifold = Image.open(vae_run / "samples" / "step0000010_manifold.png")
-    assert manifold.size == (4 * 114 + 2, 4 * 114 + 2)  # 4 x 4 grid of 28 x 28 images, 4x
+    # A 4 x 4 grid of 28 x 28 images drawn at 112 x 112, under a title and a row of
+    # z-percentile labels, with the row labels on the left.
+    assert manifold.height == 4 * 114 + 2 + 2 * (viz.FONT_SIZE + 8)
+    assert manifold.width > 4 * 114 + 2
 
 
 @pytest.mark.parametrize("run", ["vae_run", "autoencoder_run"])

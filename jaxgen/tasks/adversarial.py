@@ -18,6 +18,7 @@ from jaxgen.train.step import jit_train_step
 from jaxgen.validation import ConfigError
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
+PROGRESS_SAMPLES = 8  # fixed codes per row of progress.png
 
 
 class SampleEvaluator:
@@ -26,7 +27,9 @@ class SampleEvaluator:
     Pictures in ``workdir/samples`` at every evaluation: ``stepNNNNNNN_samples.png``
     from one fixed noise batch (the same codes every time, so progress is
     visible) and ``stepNNNNNNN_interpolation.png``, rows of G(z) along straight
-    lines between pairs of fixed codes. The fixed codes come from a fold of the
+    lines between pairs of fixed codes; ``progress.png`` holds one row per evaluation
+    of G on the first ``PROGRESS_SAMPLES`` fixed codes (``viz.save_progress``, kept
+    across resumes). The fixed codes come from a fold of the
     run's sample stream (``keys.make_keys(seed).sample``) that the per-step keys
     ``fold_in(sample, step)`` never reach.
 
@@ -81,13 +84,26 @@ class SampleEvaluator:
         if jax.process_index() == 0:
             out = pathlib.Path(workdir) / "samples"
             grid = gan_lib.generate_levels(self.model, params, self.fixed_z, self.num_levels)
-            viz.save_image_grid(out / f"step{step:07d}_samples.png", grid, self.num_levels)
+            viz.save_grid(
+                out / f"step{step:07d}_samples.png",
+                grid,
+                self.num_levels,
+                title=f"step {step}: G(z), fixed z",
+            )
+            viz.save_progress(
+                out / "progress.png",
+                grid[:PROGRESS_SAMPLES],
+                step,
+                self.num_levels,
+                title="G(z) of fixed z; rows: evaluations",
+            )
             strip = gan_lib.generate_levels(self.model, params, self.interp_z, self.num_levels)
-            viz.save_image_grid(
+            viz.save_grid(
                 out / f"step{step:07d}_interpolation.png",
                 strip,
                 self.num_levels,
                 num_cols=self.interpolation_steps,
+                title=f"step {step}: rows: G(z) on lines between two codes",
             )
         return row
 

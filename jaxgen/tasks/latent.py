@@ -154,7 +154,7 @@ def vae(
         return [
             viz.save_image_grid(out / f"{prefix}_prior_mean.png", viz.to_pixels(means), 256),
             viz.save_image_grid(out / f"{prefix}_prior_samples.png", samples, model.num_levels),
-            viz.save_rows(out / f"{prefix}_manifold.png", viz.to_pixels(manifold)),
+            viz.save_manifold(out / f"{prefix}_manifold.png", viz.to_pixels(manifold), 256),
             viz.save_rows(
                 out / f"{prefix}_edit.png",  # first column: the encoded test image
                 np.concatenate([originals[:EDIT_ROWS], viz.to_pixels(edits)], axis=1),
