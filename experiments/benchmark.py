@@ -16,7 +16,10 @@ the same network, with the same batch, loss and Adam, on the same number of
 threads. Before anything is timed the benchmark asserts that both have the same
 number of parameters and, with jaxgen's initial params copied into the twin,
 the same loss. Windows of jaxgen and PyTorch alternate; the ratio is jaxgen's
-images/s over PyTorch's. The twin's GFLOP/s use XLA's count of the same step.
+images/s over PyTorch's. The twin's GFLOP/s use XLA's count of jaxgen's step
+(the same useful work; the twin's dense convolutions also multiply the masks' zeros).
+PyTorch's OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE`` unless set;
+see ``passive_openmp_or_restart``); XLA's CPU pool has one thread per core.
 
 Sampling (``SAMPLING_CASES``): compile time and seconds per call of
 ``sampling.autoregressive_sample``, cached (fastest of 3 calls) and naive; the
@@ -34,6 +37,7 @@ import os
 import pathlib
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -136,7 +140,7 @@ def steps_per_window(step_s: float, window_s: float) -> int:
     return max(1, round(window_s / step_s))
 
 
-def train_row(run: speed.TrainRun, seconds: list[float], steps: int, peak: float) -> dict:
+def train_row(run: speed.TrainRun, seconds: list[float], steps: int) -> dict:
     """The JSON row of one jaxgen train case from its timed windows."""
     step_s = statistics.median(seconds) / steps
     return {
@@ -150,18 +154,11 @@ def train_row(run: speed.TrainRun, seconds: list[float], steps: int, peak: float
         "train_images_per_s": round(run.case.batch_size / step_s, 2),
         "gflop_per_step": round(run.flops / 1e9, 3),
         "gflop_per_s": round(run.flops / step_s / 1e9, 2),
-        "fraction_of_peak": round(run.flops / step_s / peak, 4),
     }
 
 
 def load_twins():
-    """The ``experiments.torch_twin`` module, or a SystemExit naming the extra to install.
-
-    Unless set, ``OMP_WAIT_POLICY=PASSIVE`` for PyTorch's OpenMP threads: on a
-    CPU shared with other jobs their busy-waiting made PyTorch's steps about 5x
-    slower (measured here at a load average of 15 on 2 cores).
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """The ``experiments.torch_twin`` module, or a SystemExit naming the extra to install."""
     try:
         from experiments import torch_twin  # only with --vs torch: needs the bench extra
     except ImportError as error:
@@ -172,12 +169,11 @@ def load_twins():
     return torch_twin
 
 
-def bench_train(name: str, peak: float, windows: int, window_s: float, twins=None) -> dict:
+def bench_train(name: str, windows: int, window_s: float, twins=None) -> dict:
     """Compiles and times one train case, and its PyTorch twin when ``twins`` is given.
 
     Args:
       name: a key of ``TRAIN_CASES``.
-      peak: the matmul peak in FLOP/s.
       windows: timed windows per model.
       window_s: seconds a window should last.
       twins: the ``experiments.torch_twin`` module, or None for jaxgen only.
@@ -199,7 +195,7 @@ def bench_train(name: str, peak: float, windows: int, window_s: float, twins=Non
         seconds.append(run.window(steps))
         if twin is not None:
             twin_seconds.append(twin.window(steps))
-    row = train_row(run, seconds, steps, peak)
+    row = train_row(run, seconds, steps)
     if twin is not None:
         twin_step_s = statistics.median(twin_seconds) / steps
         row["torch_first_step_s"] = round(twin.first_step_s, 2)
@@ -354,24 +350,28 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"machine": machine()}
     if twins is not None:
         results["machine"]["torch"] = twins.torch.__version__
-    peak = speed.matmul_peak()
-    results["matmul_peak_gflop_per_s"] = round(peak / 1e9, 1)
-    print(json.dumps(results), flush=True)
-    tables = []
+    peak = speed.matmul_peak(repeats=10)
+    print(json.dumps({**results, "matmul_peak_gflop_per_s": round(peak / 1e9, 1)}), flush=True)
     if args.only in (None, "train"):
-        train = {}
+        results["train"] = {}
         for name in select(args.cases, TRAIN_CASES):
-            train[name] = bench_train(name, peak, args.windows, args.window_s, twins)
-            print(json.dumps({f"train/{name}": train[name]}), flush=True)
-        results["train"] = train
-        tables.append(train_table(train, peak))
+            row = bench_train(name, args.windows, args.window_s, twins)
+            results["train"][name] = row
+            print(json.dumps({f"train/{name}": row}), flush=True)
     if args.only in (None, "sampling"):
-        sampling = {}
+        results["sampling"] = {}
         for name in select(args.cases, SAMPLING_CASES):
-            sampling[name] = bench_sampling(name, args.full)
-            print(json.dumps({f"sampling/{name}": sampling[name]}), flush=True)
-        results["sampling"] = sampling
-        tables.append(sampling_table(sampling))
+            results["sampling"][name] = bench_sampling(name, args.full)
+            print(json.dumps({f"sampling/{name}": results["sampling"][name]}), flush=True)
+    peak = max(peak, speed.matmul_peak(repeats=10))  # the faster of the start's and the end's
+    results["matmul_peak_gflop_per_s"] = round(peak / 1e9, 1)
+    tables = []
+    if "train" in results:
+        for row in results["train"].values():
+            row["fraction_of_peak"] = round(row["gflop_per_s"] * 1e9 / peak, 4)
+        tables.append(train_table(results["train"], peak))
+    if "sampling" in results:
+        tables.append(sampling_table(results["sampling"]))
     markdown = "\n\n".join(tables) + "\n"
     print(markdown, flush=True)
     if args.out:
@@ -381,5 +381,19 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
+def passive_openmp_or_restart() -> None:
+    """With ``--vs torch``, restarts this command with ``OMP_WAIT_POLICY=PASSIVE`` unless set.
+
+    PyTorch's OpenMP threads busy-wait by default; beside XLA's threads in one
+    process that made the twin's steps 17x slower here (PixelCNN 15x16: 1.4
+    against 24.6 img/s). The policy is read when PyTorch loads, which happens at
+    import time (``tensorboardX`` imports it when it is installed), hence the restart.
+    """
+    if "--vs" in " ".join(sys.argv) and "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.execv(sys.executable, [sys.executable, "-m", "experiments.benchmark", *sys.argv[1:]])
+
+
 if __name__ == "__main__":
+    passive_openmp_or_restart()
     main()

@@ -12,8 +12,9 @@ included) on a fixed random batch of 28x28 binary images, on one device
 in parts: tracing and lowering (``lower``), XLA's compilation (``compile``) and
 the first call of the compiled step (``first_call``). FLOPs per step are XLA's
 count for the lowered program (``Lowered.cost_analysis()["flops"]``): every
-convolution, matmul and elementwise op of forward, backward and Adam, the
-masked kernels' zeros included (the convolutions run dense).
+convolution, matmul and elementwise op of forward, backward and Adam as the
+program computes them (where jaxgen's masked convolutions skip masked-out taps,
+those are not counted).
 """
 
 import dataclasses
