@@ -3,6 +3,8 @@
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -146,3 +148,49 @@ def test_a_type_error_from_inside_the_library_keeps_its_traceback(tmp_path, monk
     with pytest.raises(TypeError, match="not supported"):
         cli.main(buggy, CONFIG, ["prog", "--workdir", "w"])
 
+
+@pytest.mark.parametrize(
+    ("experiment", "override", "phrases"),
+    [
+        (
+            "pixelcnn",
+            "--config.sample_method=fastest",
+            ("sample_method='fastest'", "naive", "cached"),
+        ),
+        (
+            "autoencoder",
+            "--config.transfer.dataset=binarized_mnist",
+            ("transfer.dataset='binarized_mnist'", "no labels"),
+        ),
+        (
+            "vae",
+            "--config.transfer.modes=('frozen','finetuned')",
+            ("transfer.modes=('frozen', 'finetuned')", "frozen, finetune, scratch"),
+        ),
+        ("autoencoder", "--config.interpolation_steps=0", ("interpolation_steps=0", "positive")),
+        ("gan", "--config.fid.classifier_steps=0", ("fid.classifier_steps=0", "positive")),
+    ],
+)
+def test_keys_used_after_training_are_checked_before_it(
+    offline_env, tmp_path, experiment, override, phrases
+):
+    # Offline with no data: a check that came after data preparation would not get here.
+    workdir = tmp_path / "w"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            f"experiments.{experiment}",
+            f"--workdir={workdir}",
+            f"--config=experiments/configs/{experiment}.py:tiny",
+            override,
+        ],
+        cwd=REPO,
+        env=offline_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert_clean_error(result, *phrases)
+    assert [p.name for p in workdir.iterdir()] == ["run.lock"]  # no config, metrics, checkpoint
+    assert not pathlib.Path(offline_env["TFDS_DATA_DIR"]).exists()  # nor any data prepared
