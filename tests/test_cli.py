@@ -9,6 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
+from jaxgen import viz
 from tests.conftest import REPO
 
 TINY = "--config=experiments/configs/pixelcnn.py:tiny"
@@ -72,7 +73,8 @@ def test_tiny_run_writes_metrics_checkpoint_and_pictures(tiny_run):
         "step0000020_samples.png",
     ]
     with Image.open(pictures[-1]) as picture:
-        assert picture.size == (2 * 29 + 1, 2 * 29 + 1)  # 4 samples of 28x28, 1-pixel gaps
+        side = 2 * (28 * viz.SCALE + viz.GAP) + viz.GAP  # 2 x 2 samples, upscaled, separators
+        assert picture.size == (side, side) == (230, 230)
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
     assert str(workdir / "metrics.jsonl") in result.stdout
 
