@@ -18,8 +18,13 @@ What is measured, per model:
                  ``eval.iwae_samples`` for the VAE (an upper bound on the NLL), its
                  negative ELBO beside it; none for the GAN, which has no density.
   FID, coverage  ``eval.num_samples`` samples of each model on one feature network
-                 (``jaxgen.metrics.SampleQuality``); the first row holds the
+                 (``jaxgen.metrics.SampleQuality``), with precision/recall and
+                 density/coverage on the same features; the first row holds the
                  same numbers for as many real test images: the floor.
+  memorised      the share of samples nearer (in pixels) to a training image
+                 than the nearest 1% of the test images are; the samples above
+                 their nearest training images in ``memorisation.png``, the
+                 distance distributions in ``distances.png``.
   sampling time  seconds for ``eval.timing_samples`` images once compiled:
                  cached (or the only method, for VAE and GAN) and naive, the
                  latter extrapolated from ``eval.naive_timing_passes`` network
@@ -62,6 +67,7 @@ DATASETS = {
     "fashion_mnist": (256, "fashion_mnist"),
 }
 RESULTS_FILE = "compare.json"
+EVAL_VERSION = 2  # bumped when an evaluation gains numbers: older stored ones are redone
 IMAGES_FILE = "compare_images.npz"
 _SAMPLE_BATCH = 500
 
@@ -191,6 +197,31 @@ def member_config(config: ConfigDict, name: str) -> ConfigDict:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainingSet:
+    """The training images (and their features) for the memorisation check.
+
+    Attributes:
+      images: int [T, H, W, C] the models' training images.
+      features: float [T, D] their features on the shared feature network.
+      test_images: int [N, H, W, C] held-out images, the distances to reach.
+    """
+
+    images: np.ndarray
+    features: np.ndarray
+    test_images: np.ndarray
+
+    def check(
+        self, quality: metrics.SampleQuality, samples: np.ndarray, num_pictures: int
+    ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """(``TrainingNeighbours.summary``, pictures ``nearest`` and ``nearest_distance``)."""
+        found = quality.training_neighbours(samples, self.images, self.test_images, self.features)
+        return found.summary(), {
+            "nearest": self.images[found.pixel_index[:num_pictures]],
+            "nearest_distance": found.pixel_distance,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
 class Generator:
     """How to draw from a trained model.
 
@@ -298,6 +329,7 @@ def evaluate_member(
     config: ConfigDict,
     quality: metrics.SampleQuality,
     examples: np.ndarray,
+    training: TrainingSet,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The comparison's numbers and pictures of one trained model.
 
@@ -309,9 +341,11 @@ def evaluate_member(
       config: the compare config.
       quality: the shared FID / mode-coverage metric.
       examples: int [num_completions, H, W, C] test images to complete.
+      training: the training set of the memorisation check.
 
     Returns:
-      (results, pictures): the numbers, and ``grid`` (samples) and, where the
+      (results, pictures): the numbers, and ``grid`` (samples), ``nearest`` (their
+      nearest training images), ``nearest_distance`` (float [N]) and, where the
       model can complete images, ``completions``.
     """
     generator = make_generator(name, model, c, config)
@@ -333,7 +367,9 @@ def evaluate_member(
                 generator.autoregressive, params, shape, passes
             )
         results["naive_timing_passes"] = passes
-    pictures = {"grid": samples[: config.eval.grid_samples]}
+    memorised, nearest = training.check(quality, samples, config.eval.grid_samples)
+    results.update(memorised)
+    pictures = {"grid": samples[: config.eval.grid_samples], **nearest}
     if generator.complete is not None:
         known = np.zeros(examples.shape[:3], bool)
         known[:, : examples.shape[1] // 2] = True  # the top half is given
@@ -346,7 +382,14 @@ def evaluate_member(
 def _cache_key(config: ConfigDict, c: ConfigDict) -> dict[str, Any]:
     """What a stored evaluation must match to be reused."""
     return json.loads(
-        json.dumps({"eval": config.eval.to_dict(), "seed": config.seed, "model": c.to_dict()})
+        json.dumps(
+            {
+                "eval": config.eval.to_dict(),
+                "seed": config.seed,
+                "model": c.to_dict(),
+                "version": EVAL_VERSION,
+            }
+        )
     )
 
 
@@ -423,14 +466,26 @@ def run(config: ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
     quality = make_quality(config, data_dir)
     real = _first_test_images(config, data_dir, config.eval.num_samples)
     examples = real[: config.eval.num_completions]
+    train_images = metrics.dataset_images(
+        config.dataset, data.dataset_info(config.dataset).train_split, data_dir
+    )
+    levels = DATASETS[config.dataset][0]
+    training = TrainingSet(
+        train_images,
+        metrics.compute_features(quality.network.features, train_images, levels),
+        real,
+    )
     rows = [{"model": "test_images", "title": "Test images (the floor)", **quality(real)}]
-    pictures = {"test_images": {"grid": real[: config.eval.grid_samples]}}
+    # The test images' own distances to the training set: the curve a model that does
+    # not copy reaches (their memorised share is about 1% by construction, not shown).
+    _, nearest = training.check(quality, real, config.eval.grid_samples)
+    pictures = {"test_images": {"grid": real[: config.eval.grid_samples], **nearest}}
     for name, (c, model, params) in trained.items():
         key = _cache_key(config, c)
         cached = _load_cached(workdir / name, key)
         if cached is None:
             _log(f"== {MEMBERS[name].title}: evaluating")
-            cached = evaluate_member(name, model, c, params, config, quality, examples)
+            cached = evaluate_member(name, model, c, params, config, quality, examples, training)
             _store(workdir / name, key, *cached)
         else:
             _log(f"== {MEMBERS[name].title}: evaluation reused ({workdir / name / RESULTS_FILE})")

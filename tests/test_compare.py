@@ -65,6 +65,9 @@ def test_tiny_compare_reports_every_family_and_reuses_finished_models(
         assert row["parameters"] > 0 and row["sample_seconds"] > 0
         assert row["fid_num_samples"] == 64 and row["fid"] > floor >= 0
         assert 0 <= row["class_entropy"] <= np.log(10) + 1e-9
+        for metric in ("precision", "recall", "coverage", "memorised_pixel", "memorised_feature"):
+            assert 0 <= row[metric] <= 1, (name, metric, row[metric])
+        assert row["density"] >= 0 and row["nn_pixel_median_test"] > 0
         assert [point[0] for point in row["curve"]] == sorted(p[0] for p in row["curve"])
         assert len(row["curve"]) == 2
         if name != "dcgan":  # 784 binary pixels: a fair coin is 543.4 nats
@@ -89,6 +92,13 @@ def test_tiny_compare_reports_every_family_and_reuses_finished_models(
     ]
     assert table[-1][5] == "—" and table[-2][5].endswith("(IWAE)")
     assert table[1][12].startswith("≈ ")  # naive time extrapolated on the tiny budget
+    assert all(len(row) == 18 for row in table)  # precision .. memorised after the timings
+    floor_row = by_name["test_images"]
+    assert table[0][13] == f"{floor_row['precision']:.3f}" and table[0][17] == "—"
+    assert table[-1][17] == f"{100 * by_name['dcgan']['memorised_pixel']:.1f}%"
+    memorisation = Image.open(workdir / "memorisation.png")
+    assert memorisation.height > memorisation.width  # 2 rows (samples, nearest) per model
+    assert Image.open(workdir / "distances.png").size == (550, 400)
     samples = Image.open(workdir / "samples.png")
     completions = Image.open(workdir / "completions.png")
     curves = Image.open(workdir / "curves.png")
