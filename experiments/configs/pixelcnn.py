@@ -30,6 +30,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.model.num_layers = 15
     c.model.features = 128
     c.model.head_features = 32  # the paper's MNIST head
+    c.model.dtype = "float32"  # or "bfloat16": activations and convolutions (accelerators)
 
     train_config(
         c,

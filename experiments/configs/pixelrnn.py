@@ -45,6 +45,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.model.num_layers = 7  # the paper's binarized MNIST model
     c.model.features = 16
     c.model.head_features = 32
+    c.model.dtype = "float32"  # or "bfloat16": activations and convolutions (accelerators)
     for size in sizes:
         _SIZE_UPDATES[size](c)
     return c

@@ -25,6 +25,8 @@ runs once per image row, on the row just finished; the horizontal stack runs
 once per sub-pixel (Ramachandran et al., 2017).
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -32,6 +34,7 @@ import jax.numpy as jnp
 from jaxgen.levels import to_signed
 from jaxgen.nn import MaskedConv2D
 from jaxgen.nn import cache as cache_lib
+from jaxgen.nn.conv import Conv1x1, compute_dtype
 from jaxgen.nn.gated import MaskedGateConv2D, gated_activation
 from jaxgen.validation import ConfigError, check_images, check_sizes
 
@@ -52,6 +55,8 @@ class GatedPixelCNN(nn.Module):
         horizontal conv the n//2 pixels to the left and the pixel itself.
       head_features: width of the 1x1 output layer.
       num_classes: number of labels for class-conditional models, else None.
+      dtype: "float32" or "bfloat16", the dtype of the activations and convolutions;
+        the params and the returned logits are float32 (mixed precision).
     """
 
     num_levels: int = 256
@@ -60,9 +65,11 @@ class GatedPixelCNN(nn.Module):
     kernel_size: int = 5
     head_features: int = 1024
     num_classes: int | None = None
+    dtype: str = "float32"
 
     def setup(self):
         check_sizes(self, ("num_levels", "num_layers", "features", "head_features"))
+        compute_dtype(self)
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise ConfigError(f"GatedPixelCNN kernel_size={self.kernel_size} must be odd and >= 3.")
         if self.num_classes is not None and self.num_classes < 1:
@@ -91,32 +98,37 @@ class GatedPixelCNN(nn.Module):
           labels: int [B] in [0, num_classes) when ``num_classes`` is set, else None.
 
         Returns:
-          float [B, H, W, C, num_levels] logits.
+          float32 [B, H, W, C, num_levels] logits.
         """
         check_images(x, self.num_levels)
         self._check_labels(x, labels)
         c, p, n = x.shape[-1], self.features, self.kernel_size
-        rows = n // 2 + 1
-        v = h = to_signed(x, self.num_levels)
+        rows, dtype = n // 2 + 1, compute_dtype(self)
+        conv = functools.partial(MaskedConv2D, num_channels=c, dtype=dtype)
+        v = h = to_signed(x, self.num_levels).astype(dtype)
         for k in range(self.num_layers):
             v_pre = nn.Conv(
-                2 * p, (rows, n), padding=((rows - 1, 0), (n // 2, n // 2)), name=f"v{k}_conv"
+                2 * p,
+                (rows, n),
+                padding=((rows - 1, 0), (n // 2, n // 2)),
+                dtype=dtype,
+                name=f"v{k}_conv",
             )(v)
             mask_type = "A" if k == 0 else "B"
-            h_pre = MaskedGateConv2D(p, 2, (1, n), mask_type, c, name=f"h{k}_conv")(h)
+            h_pre = MaskedGateConv2D(p, 2, (1, n), mask_type, c, dtype, name=f"h{k}_conv")(h)
             below = jnp.pad(v_pre[:, :-1], ((0, 0), (1, 0), (0, 0), (0, 0)))
-            h_pre = h_pre + nn.Conv(2 * p, (1, 1), name=f"v{k}_to_h")(below)
+            h_pre = h_pre + Conv1x1(2 * p, dtype, name=f"v{k}_to_h")(below)
             if labels is not None:
                 v_label = nn.Embed(self.num_classes, 2 * p, name=f"v{k}_label")(labels)
                 h_label = nn.Embed(self.num_classes, 2 * p, name=f"h{k}_label")(labels)
-                v_pre = v_pre + v_label[:, None, None]
-                h_pre = h_pre + h_label[:, None, None]
+                v_pre = v_pre + v_label[:, None, None].astype(dtype)
+                h_pre = h_pre + h_label[:, None, None].astype(dtype)
             v = gated_activation(v_pre)
-            out = MaskedConv2D(p, (1, 1), "B", c, name=f"h{k}_out")(gated_activation(h_pre))
+            out = conv(p, (1, 1), "B", name=f"h{k}_out")(gated_activation(h_pre))
             h = out if k == 0 else h + out
-        y = MaskedConv2D(self.head_features, (1, 1), "B", c, name="head")(nn.relu(h))
-        y = MaskedConv2D(c * self.num_levels, (1, 1), "B", c, name="logits")(nn.relu(y))
-        return y.reshape(*x.shape, self.num_levels)
+        y = conv(self.head_features, (1, 1), "B", name="head")(nn.relu(h))
+        y = conv(c * self.num_levels, (1, 1), "B", name="logits")(nn.relu(y))
+        return y.astype(jnp.float32).reshape(*x.shape, self.num_levels)
 
     def init_cache(self, x: jax.Array, labels: jax.Array | None = None) -> Cache:
         """Empty per-layer caches for sampling images shaped like ``x`` [B, H, W, C].
@@ -128,16 +140,17 @@ class GatedPixelCNN(nn.Module):
         self._check_labels(x, labels)
         params = self.variables["params"]
         b, _, w, _ = x.shape
-        p, n = self.features, self.kernel_size
+        p, n, dtype = self.features, self.kernel_size, compute_dtype(self)
         cache = []
         for k in range(self.num_layers):
-            layer = {"link": jnp.zeros((b, w, 2 * p))}
+            layer = {"link": jnp.zeros((b, w, 2 * p), dtype)}
             if k > 0:
-                layer["v_in"] = cache_lib.row_cache(b, n // 2 + 1, w, n, p)
-                layer["h_in"] = cache_lib.row_cache(b, 1, w, n, p)
+                layer["v_in"] = cache_lib.row_cache(b, n // 2 + 1, w, n, p, dtype)
+                layer["h_in"] = cache_lib.row_cache(b, 1, w, n, p, dtype)
             if labels is not None:
                 for stack in ("v", "h"):
-                    layer[f"{stack}_label"] = params[f"{stack}{k}_label"]["embedding"][labels]
+                    embedding = params[f"{stack}{k}_label"]["embedding"]
+                    layer[f"{stack}_label"] = embedding[labels].astype(dtype)
             cache.append(layer)
         return cache
 
@@ -146,6 +159,7 @@ class GatedPixelCNN(nn.Module):
         params = self.variables["params"]
         n, r = self.kernel_size, i - 1
         rows = cache_lib.image_rows(x, r, n // 2 + 1, n, self.num_levels)  # layer 0's input
+        rows = rows.astype(compute_dtype(self))
         v = None  # the previous layer's vertical output on row r
         new_cache = []
         for k, layer in enumerate(cache):
@@ -182,6 +196,7 @@ class GatedPixelCNN(nn.Module):
         params = self.variables["params"]
         c, n = x.shape[-1], self.kernel_size
         window = cache_lib.image_window(x, i, j, (1, n), self.num_levels)  # layer 0's input
+        window = window.astype(compute_dtype(self))
         h = None  # the horizontal stack at (i, j)
         new_cache = []
         for k, layer in enumerate(cache):

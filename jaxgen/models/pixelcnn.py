@@ -19,6 +19,8 @@ at one pixel per step (Ramachandran et al., 2017); each 3x3 convolution keeps a
 row cache of its input two rows tall (see ``jaxgen.nn.cache``).
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -26,6 +28,7 @@ import jax.numpy as jnp
 from jaxgen.levels import to_signed
 from jaxgen.nn import MaskedConv2D
 from jaxgen.nn import cache as cache_lib
+from jaxgen.nn.conv import compute_dtype
 from jaxgen.validation import check_images, check_sizes
 
 
@@ -38,15 +41,19 @@ class PixelCNN(nn.Module):
         (not counting the 7x7 first layer and the two-layer 1x1 head).
       features: h, the width of the masked convolutions; the residual stream has 2h.
       head_features: width of the 1x1 output layer (paper: 1024 for CIFAR-10, 32 for MNIST).
+      dtype: "float32" or "bfloat16", the dtype of the activations and convolutions;
+        the params and the returned logits are float32 (mixed precision).
     """
 
     num_levels: int = 256
     num_layers: int = 15
     features: int = 128
     head_features: int = 1024
+    dtype: str = "float32"
 
     def setup(self):
         check_sizes(self, ("num_levels", "num_layers", "features", "head_features"))
+        compute_dtype(self)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -56,26 +63,30 @@ class PixelCNN(nn.Module):
           x: int [B, H, W, C] levels in [0, num_levels); C is 1 or 3.
 
         Returns:
-          float [B, H, W, C, num_levels] logits.
+          float32 [B, H, W, C, num_levels] logits.
         """
         check_images(x, self.num_levels)
         c = x.shape[-1]
         h = self.features
+        conv = functools.partial(MaskedConv2D, num_channels=c, dtype=compute_dtype(self))
         y = to_signed(x, self.num_levels)
-        y = MaskedConv2D(2 * h, (7, 7), "A", c, name="input_conv")(y)
+        y = conv(2 * h, (7, 7), "A", name="input_conv")(y)
         for i in range(self.num_layers):
-            r = MaskedConv2D(h, (1, 1), "B", c, name=f"block{i}_in")(nn.relu(y))
-            r = MaskedConv2D(h, (3, 3), "B", c, name=f"block{i}_conv")(nn.relu(r))
-            r = MaskedConv2D(2 * h, (1, 1), "B", c, name=f"block{i}_out")(nn.relu(r))
+            r = conv(h, (1, 1), "B", name=f"block{i}_in")(nn.relu(y))
+            r = conv(h, (3, 3), "B", name=f"block{i}_conv")(nn.relu(r))
+            r = conv(2 * h, (1, 1), "B", name=f"block{i}_out")(nn.relu(r))
             y = y + r
-        y = MaskedConv2D(self.head_features, (1, 1), "B", c, name="head")(nn.relu(y))
-        y = MaskedConv2D(c * self.num_levels, (1, 1), "B", c, name="logits")(nn.relu(y))
-        return y.reshape(*x.shape, self.num_levels)
+        y = conv(self.head_features, (1, 1), "B", name="head")(nn.relu(y))
+        y = conv(c * self.num_levels, (1, 1), "B", name="logits")(nn.relu(y))
+        return y.astype(jnp.float32).reshape(*x.shape, self.num_levels)
 
     def init_cache(self, x: jax.Array) -> list[jax.Array]:
         """Empty row caches of the 3x3 convolutions' inputs for images shaped like ``x``."""
         b, _, w, _ = x.shape
-        return [cache_lib.row_cache(b, 2, w, 3, self.features) for _ in range(self.num_layers)]
+        dtype = compute_dtype(self)
+        return [
+            cache_lib.row_cache(b, 2, w, 3, self.features, dtype) for _ in range(self.num_layers)
+        ]
 
     def start_row(self, cache: list[jax.Array], x: jax.Array, i: jax.Array) -> list[jax.Array]:
         """Moves every row cache on to row ``i``."""
@@ -103,7 +114,8 @@ class PixelCNN(nn.Module):
             p = params[name]
             return cache_lib.conv_at(p, cache_lib.masked_kernel(p, c, mask_type), window)
 
-        y = masked("input_conv", cache_lib.image_window(x, i, j, (7, 7), self.num_levels), "A")
+        window = cache_lib.image_window(x, i, j, (7, 7), self.num_levels)
+        y = masked("input_conv", window.astype(compute_dtype(self)), "A")
         new_cache = []
         for k, rows in enumerate(cache):
             r = masked(f"block{k}_in", nn.relu(y)[:, None, None])

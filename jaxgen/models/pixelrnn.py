@@ -31,6 +31,8 @@ Cached sampling: ``init_cache``, ``start_row`` and ``step`` replay the network
 at one pixel per step (see ``jaxgen.sampling``).
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -38,6 +40,7 @@ import jax.numpy as jnp
 from jaxgen.levels import to_signed
 from jaxgen.nn import MaskedConv2D, lstm
 from jaxgen.nn import cache as cache_lib
+from jaxgen.nn.conv import compute_dtype
 from jaxgen.validation import ConfigError, check_images, check_sizes
 
 LAYERS = {"row_lstm": lstm.RowLSTM, "diagonal_bilstm": lstm.DiagonalBiLSTM}
@@ -56,6 +59,8 @@ class PixelRNN(nn.Module):
       num_layers: LSTM blocks (not counting the 7x7 first layer and the head).
       features: h, the LSTM state size; the residual stream has 2h.
       head_features: width of the 1x1 output layer (paper: 1024 for CIFAR-10, 32 for MNIST).
+      dtype: "float32" or "bfloat16", the dtype of the activations and convolutions;
+        the params, the LSTM recurrences and the returned logits are float32.
     """
 
     variant: str = "diagonal_bilstm"
@@ -63,6 +68,7 @@ class PixelRNN(nn.Module):
     num_layers: int = 12
     features: int = 128
     head_features: int = 1024
+    dtype: str = "float32"
 
     def setup(self):
         if self.variant not in LAYERS:
@@ -70,6 +76,7 @@ class PixelRNN(nn.Module):
                 f"PixelRNN variant={self.variant!r} must be one of {', '.join(LAYERS)}."
             )
         check_sizes(self, ("num_levels", "num_layers", "features", "head_features"))
+        compute_dtype(self)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -87,14 +94,16 @@ class PixelRNN(nn.Module):
         y = to_signed(x, self.num_levels)
         if self.variant == "diagonal_bilstm":
             y = jnp.pad(y, ((0, 0), (0, 0), (0, 1), (0, 0)))  # the virtual column
-        y = MaskedConv2D(2 * h, (7, 7), "A", c, name="input_conv")(y)
+        dtype = compute_dtype(self)
+        conv = functools.partial(MaskedConv2D, num_channels=c, dtype=dtype)
+        y = conv(2 * h, (7, 7), "A", name="input_conv")(y)
         for k in range(self.num_layers):
-            r = LAYERS[self.variant](h, c, name=f"lstm{k}")(y)
-            y = y + MaskedConv2D(2 * h, (1, 1), "B", c, name=f"lstm{k}_out")(r)
+            r = LAYERS[self.variant](h, c, dtype, name=f"lstm{k}")(y)
+            y = y + conv(2 * h, (1, 1), "B", name=f"lstm{k}_out")(r)
         y = y[:, :, : x.shape[2]]
-        y = MaskedConv2D(self.head_features, (1, 1), "B", c, name="head")(nn.relu(y))
-        y = MaskedConv2D(c * self.num_levels, (1, 1), "B", c, name="logits")(nn.relu(y))
-        return y.reshape(*x.shape, self.num_levels)
+        y = conv(self.head_features, (1, 1), "B", name="head")(nn.relu(y))
+        y = conv(c * self.num_levels, (1, 1), "B", name="logits")(nn.relu(y))
+        return y.astype(jnp.float32).reshape(*x.shape, self.num_levels)
 
     def init_cache(self, x: jax.Array) -> list[lstm.Cache]:
         """Empty per-layer LSTM caches for sampling images shaped like ``x`` [B, H, W, C]."""
@@ -104,7 +113,10 @@ class PixelRNN(nn.Module):
             make = lstm.row_lstm_cache
         else:
             make, w = lstm.diagonal_bilstm_cache, w + 1  # with the virtual column
-        return [make(params[f"lstm{k}"], b, w, 2 * self.features) for k in range(self.num_layers)]
+        dtype = compute_dtype(self)
+        return [
+            make(params[f"lstm{k}"], b, w, 2 * self.features, dtype) for k in range(self.num_layers)
+        ]
 
     def start_row(self, cache: list[lstm.Cache], x: jax.Array, i: jax.Array) -> list[lstm.Cache]:
         """Advances every layer to row ``i``; rows above ``i`` of ``x`` are final."""
@@ -146,6 +158,7 @@ class PixelRNN(nn.Module):
         c = x.shape[-1]
         p = params["input_conv"]
         window = cache_lib.image_window(x, i, j, (7, 7), self.num_levels)
+        window = window.astype(compute_dtype(self))
         y = cache_lib.conv_at(p, cache_lib.masked_kernel(p, c, "A"), window)
         new_cache = []
         for k, layer_cache in enumerate(cache):
@@ -156,5 +169,5 @@ class PixelRNN(nn.Module):
                 r, layer_cache = lstm.diagonal_bilstm_step(p, layer_cache, j, y, c)
             new_cache.append(layer_cache)
             p = params[f"lstm{k}_out"]
-            y = y + cache_lib.dense_at(p, cache_lib.masked_kernel(p, c, "B"), r)
+            y = y + cache_lib.dense_at(p, cache_lib.masked_kernel(p, c, "B"), r.astype(y.dtype))
         return y, new_cache

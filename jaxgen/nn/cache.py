@@ -38,6 +38,8 @@ def masked_kernel(
 def conv_at(params: Params, kernel: jax.Array, window: jax.Array) -> jax.Array:
     """A convolution's output at one pixel from the window of input above and around it.
 
+    Computed in the dtype of ``window`` (the params are cast to it).
+
     Args:
       params: the layer's ``{"kernel", "bias"}``; only the bias is read.
       kernel: float [kh, kw, F_in, F_out], already masked.
@@ -47,12 +49,13 @@ def conv_at(params: Params, kernel: jax.Array, window: jax.Array) -> jax.Array:
     Returns:
       float [B, F_out].
     """
-    rows = window.shape[1]
-    return jnp.einsum("brwi,rwio->bo", window, kernel[:rows]) + params["bias"]
+    rows, dtype = window.shape[1], window.dtype
+    y = jnp.einsum("brwi,rwio->bo", window, kernel[:rows].astype(dtype))
+    return y + params["bias"].astype(dtype)
 
 
 def dense_at(params: Params, kernel: jax.Array, x: jax.Array) -> jax.Array:
-    """A 1x1 convolution at given pixels.
+    """A 1x1 convolution at given pixels, in the dtype of ``x``.
 
     Args:
       params: the layer's ``{"kernel", "bias"}``; only the bias is read.
@@ -62,7 +65,7 @@ def dense_at(params: Params, kernel: jax.Array, x: jax.Array) -> jax.Array:
     Returns:
       float [..., F_out].
     """
-    return x @ kernel[0, 0] + params["bias"]
+    return x @ kernel[0, 0].astype(x.dtype) + params["bias"].astype(x.dtype)
 
 
 def image_window(
@@ -108,9 +111,16 @@ def image_rows(
     return lax.dynamic_slice_in_dim(y, r, num_rows, axis=1)
 
 
-def row_cache(batch: int, num_rows: int, width: int, kernel_width: int, features: int) -> jax.Array:
-    """An empty row cache, float [B, R, W + kw - 1, F] of zeros."""
-    return jnp.zeros((batch, num_rows, width + kernel_width - 1, features), jnp.float32)
+def row_cache(
+    batch: int,
+    num_rows: int,
+    width: int,
+    kernel_width: int,
+    features: int,
+    dtype: jnp.dtype = jnp.float32,
+) -> jax.Array:
+    """An empty row cache, [B, R, W + kw - 1, F] zeros of ``dtype``."""
+    return jnp.zeros((batch, num_rows, width + kernel_width - 1, features), dtype)
 
 
 def next_row(cache: jax.Array) -> jax.Array:
@@ -143,20 +153,20 @@ def head_at(
     Args:
       head: the hidden 1x1 layer's parameters.
       logits: the output 1x1 layer's parameters (C * L outputs).
-      y: float [B, F], the residual stream at the pixel.
+      y: float [B, F], the residual stream at the pixel; the head computes in its dtype.
       num_channels: colour channels C.
       num_levels: levels L.
 
     Returns:
-      float [B, C, L] logits.
+      float32 [B, C, L] logits.
     """
     for p in (head, logits):
         y = dense_at(p, masked_kernel(p, num_channels, "B"), jax.nn.relu(y))
-    return y.reshape(y.shape[0], num_channels, num_levels)
+    return y.astype(jnp.float32).reshape(y.shape[0], num_channels, num_levels)
 
 
 def conv_row(params: Params, rows: jax.Array) -> jax.Array:
-    """An unmasked convolution's output along one row from the rows above it.
+    """An unmasked convolution's output along one row from the rows above it, in rows' dtype.
 
     Args:
       params: ``{"kernel": [R, kw, F_in, F_out], "bias": [F_out]}``.
@@ -167,9 +177,9 @@ def conv_row(params: Params, rows: jax.Array) -> jax.Array:
     """
     y = lax.conv_general_dilated(
         rows,
-        params["kernel"],
+        params["kernel"].astype(rows.dtype),
         window_strides=(1, 1),
         padding="VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
-    return y[:, 0] + params["bias"]
+    return y[:, 0] + params["bias"].astype(rows.dtype)

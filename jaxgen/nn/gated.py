@@ -57,6 +57,7 @@ class MaskedGateConv2D(nn.Module):
       kernel_size: (kh, kw), odd.
       mask_type: ``"A"`` or ``"B"``.
       num_channels: colour channels C of the modelled image.
+      dtype: dtype of the computation; the params stay float32.
     """
 
     features: int
@@ -64,6 +65,7 @@ class MaskedGateConv2D(nn.Module):
     kernel_size: tuple[int, int]
     mask_type: MaskType
     num_channels: int = 1
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -73,7 +75,7 @@ class MaskedGateConv2D(nn.Module):
           x: float [B, H, W, F_in].
 
         Returns:
-          float [B, H, W, G * F] ("SAME" padding).
+          float [B, H, W, G * F] in ``dtype`` ("SAME" padding).
         """
         mask = gate_mask(
             self.kernel_size,
@@ -83,4 +85,4 @@ class MaskedGateConv2D(nn.Module):
             self.num_channels,
             self.mask_type,
         )
-        return masked_conv(self, x, mask)
+        return masked_conv(self, x, mask, self.dtype)

@@ -20,6 +20,8 @@ that advance the recurrence by one pixel or one row, for cached sampling; they
 compute the same recurrences as ``__call__`` in the same order.
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -74,10 +76,13 @@ class RowLSTM(nn.Module):
     Attributes:
       features: hidden units h.
       num_channels: colour channels C of the modelled image.
+      dtype: dtype of the input-to-state convolution; the recurrence and the
+        states are float32 (params too).
     """
 
     features: int
     num_channels: int = 1
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -90,9 +95,9 @@ class RowLSTM(nn.Module):
           float [B, H, W, h].
         """
         h = self.features
-        input_gates = MaskedGateConv2D(h, 4, (1, 3), "B", self.num_channels, name="input_to_state")(
-            x
-        )
+        input_gates = MaskedGateConv2D(
+            h, 4, (1, 3), "B", self.num_channels, self.dtype, name="input_to_state"
+        )(x)
         kernel = self.param(
             "state_to_state",
             nn.initializers.lecun_normal(in_axis=(0, 1), out_axis=2),
@@ -111,17 +116,21 @@ class RowLSTM(nn.Module):
         return jnp.moveaxis(states, 0, 1)
 
 
-def row_lstm_cache(params: Params, batch: int, width: int, in_features: int) -> Cache:
+def row_lstm_cache(
+    params: Params, batch: int, width: int, in_features: int, dtype: jnp.dtype = jnp.float32
+) -> Cache:
     """Empty cache of a Row LSTM for sampling images ``width`` wide.
 
-    ``h`` holds the states of the row being generated (until ``start_row``: the
-    row above); ``c_above`` the cells of the row above, ``c`` those of the current
-    row; ``gates_above`` the state-to-state gate inputs of the current row.
+    ``inputs`` (in ``dtype``, the layer's computation dtype) holds the layer
+    inputs of the current row; ``h`` the states of the row being generated
+    (until ``start_row``: the row above); ``c_above`` the cells of the row above,
+    ``c`` those of the current row; ``gates_above`` the state-to-state gate inputs
+    of the current row.
     """
     h0, c0 = params["h0"], params["c0"]
     features = h0.shape[0]
     return {
-        "inputs": cache_lib.row_cache(batch, 1, width, 3, in_features),
+        "inputs": cache_lib.row_cache(batch, 1, width, 3, in_features, dtype),
         "h": jnp.broadcast_to(h0, (batch, width, features)),
         "c": jnp.broadcast_to(c0, (batch, width, features)),
         "c_above": jnp.zeros((batch, width, features)),
@@ -200,10 +209,12 @@ class DiagonalLSTM(nn.Module):
     Attributes:
       features: hidden units h.
       num_channels: colour channels C.
+      dtype: dtype of the input-to-state convolution; the recurrence is float32.
     """
 
     features: int
     num_channels: int = 1
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -216,9 +227,9 @@ class DiagonalLSTM(nn.Module):
           float [B, H, W, h]; (r, c) depends on inputs at (r', c') with r' <= r, c' <= c.
         """
         h = self.features
-        input_gates = MaskedGateConv2D(h, 4, (1, 1), "B", self.num_channels, name="input_to_state")(
-            x
-        )
+        input_gates = MaskedGateConv2D(
+            h, 4, (1, 1), "B", self.num_channels, self.dtype, name="input_to_state"
+        )(x)
         init = nn.initializers.lecun_normal()
         left = self.param("left", init, (h, 4 * h))
         above = self.param("above", init, (h, 4 * h))
@@ -250,24 +261,29 @@ class DiagonalBiLSTM(nn.Module):
     Attributes:
       features: hidden units h.
       num_channels: colour channels C.
+      dtype: dtype of the input-to-state convolutions; the recurrences are float32.
     """
 
     features: int
     num_channels: int = 1
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """float [B, H, W, F] -> [B, H, W, h]."""
-        forward = DiagonalLSTM(self.features, self.num_channels, name="forward")(x)
-        mirrored = DiagonalLSTM(self.features, self.num_channels, name="backward")(x[:, :, ::-1])
+        layer = functools.partial(DiagonalLSTM, self.features, self.num_channels, self.dtype)
+        forward = layer(name="forward")(x)
+        mirrored = layer(name="backward")(x[:, :, ::-1])
         backward = mirrored[:, :, ::-1]
         return forward + jnp.pad(backward[:, :-1], ((0, 0), (1, 0), (0, 0), (0, 0)))
 
 
-def diagonal_bilstm_cache(params: Params, batch: int, width: int, in_features: int) -> Cache:
+def diagonal_bilstm_cache(
+    params: Params, batch: int, width: int, in_features: int, dtype: jnp.dtype = jnp.float32
+) -> Cache:
     """Empty cache of a Diagonal BiLSTM for sampling images ``width`` wide.
 
-    ``inputs``: the layer inputs of the current row; ``h``/``c``: forward states
+    ``inputs``: the layer inputs of the current row, in ``dtype``; ``h``/``c``: forward states
     of the current row (until ``start_row``: of the row above); ``h_above``:
     forward states of the row above; ``backward``: right-to-left states of the row
     above, i.e. the shifted-down map that the current row adds.
@@ -275,7 +291,7 @@ def diagonal_bilstm_cache(params: Params, batch: int, width: int, in_features: i
     features = params["forward"]["h0"].shape[0]
     zeros = jnp.zeros((batch, width, features))
     return {
-        "inputs": jnp.zeros((batch, width, in_features)),
+        "inputs": jnp.zeros((batch, width, in_features), dtype),
         "h": zeros,
         "c": zeros,
         "h_above": zeros,

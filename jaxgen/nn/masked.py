@@ -19,8 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
+from jaxgen.nn.conv import causal_conv
 from jaxgen.validation import ConfigError
 
 MaskType = Literal["A", "B"]
@@ -89,12 +89,14 @@ class MaskedConv2D(nn.Module):
       kernel_size: (kh, kw), odd.
       mask_type: ``"A"`` or ``"B"``.
       num_channels: colour channels C of the modelled image (1 or 3).
+      dtype: dtype of the computation (float32 or bfloat16); the params stay float32.
     """
 
     features: int
     kernel_size: tuple[int, int]
     mask_type: MaskType
     num_channels: int = 1
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -104,34 +106,34 @@ class MaskedConv2D(nn.Module):
           x: float [B, H, W, F_in].
 
         Returns:
-          float [B, H, W, F_out], same spatial size ("SAME" padding).
+          float [B, H, W, F_out] in ``dtype``, same spatial size ("SAME" padding).
         """
         mask = conv_mask(
             self.kernel_size, x.shape[-1], self.features, self.num_channels, self.mask_type
         )
-        return masked_conv(self, x, mask)
+        return masked_conv(self, x, mask, self.dtype)
 
 
-def masked_conv(module: nn.Module, x: jax.Array, mask: np.ndarray) -> jax.Array:
+def masked_conv(
+    module: nn.Module, x: jax.Array, mask: np.ndarray, dtype: jnp.dtype = jnp.float32
+) -> jax.Array:
     """Creates ``kernel`` and ``bias`` params in ``module`` and applies the masked kernel.
 
-    Call it from a ``@nn.compact`` method of ``module``.
+    Call it from a ``@nn.compact`` method of ``module``. The params are float32;
+    the input, the masked kernel and the bias are cast to ``dtype``. Only the
+    kernel's non-zero taps are computed (``jaxgen.nn.conv.causal_conv``).
 
     Args:
       module: the Flax module that owns the params.
       x: float [B, H, W, F_in].
-      mask: 0/1 [kh, kw, F_in, F_out].
+      mask: 0/1 [kh, kw, F_in, F_out], causal (zero below the centre row and, in a
+        one-row kernel, right of the centre).
+      dtype: dtype of the computation.
 
     Returns:
-      float [B, H, W, F_out] ("SAME" padding).
+      float [B, H, W, F_out] in ``dtype`` ("SAME" padding).
     """
     kernel = module.param("kernel", nn.initializers.lecun_normal(), mask.shape)
     bias = module.param("bias", nn.initializers.zeros, (mask.shape[-1],))
-    y = lax.conv_general_dilated(
-        x,
-        (kernel * mask).astype(x.dtype),
-        window_strides=(1, 1),
-        padding="SAME",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-    )
-    return y + bias
+    y = causal_conv(x.astype(dtype), (kernel * mask).astype(dtype))
+    return y + bias.astype(dtype)

@@ -9,6 +9,7 @@ from jaxgen import models
 from jaxgen.nn import channel_groups, gate_mask
 
 from .ar_checks import dependency_matrix, fit, order, striped_batch
+from .precision_checks import check_bfloat16_passes, check_bfloat16_trains_like_float32
 
 
 def _model(levels=4, num_layers=2, features=24, head_features=48, num_classes=None):
@@ -100,3 +101,17 @@ def test_bad_kernel_size_is_rejected():
     model = models.GatedPixelCNN(num_levels=2, num_layers=1, features=4, kernel_size=4)
     with pytest.raises(ValueError, match="kernel_size"):
         model.init(jax.random.key(0), jnp.zeros((1, 4, 4, 1), jnp.int32))
+
+
+def _gated(dtype: str) -> models.GatedPixelCNN:
+    return models.GatedPixelCNN(
+        num_levels=2, num_layers=2, features=16, kernel_size=3, head_features=16, dtype=dtype
+    )
+
+
+def test_bfloat16_trains_like_float32():
+    check_bfloat16_trains_like_float32(_gated)
+
+
+def test_bfloat16_is_causal_and_cached_equals_full():
+    check_bfloat16_passes(_gated("bfloat16"), (2, 4, 5, 1))

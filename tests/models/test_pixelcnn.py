@@ -9,6 +9,7 @@ from jaxgen import models
 from jaxgen.nn import conv_mask
 
 from .ar_checks import dependency_matrix, order
+from .precision_checks import check_bfloat16_passes, check_bfloat16_trains_like_float32
 
 
 @pytest.mark.parametrize("channels,levels", [(1, 2), (3, 256)])
@@ -87,3 +88,15 @@ def test_bad_sizes_are_rejected():
         models.PixelCNN(num_levels=2, num_layers=-1).init(
             jax.random.key(0), jnp.zeros((1, 4, 4, 1), jnp.int32)
         )
+
+
+def _pixelcnn(dtype: str) -> models.PixelCNN:
+    return models.PixelCNN(num_levels=2, num_layers=2, features=16, head_features=16, dtype=dtype)
+
+
+def test_bfloat16_trains_like_float32():
+    check_bfloat16_trains_like_float32(_pixelcnn)
+
+
+def test_bfloat16_is_causal_and_cached_equals_full():
+    check_bfloat16_passes(_pixelcnn("bfloat16"), (2, 4, 5, 1))

@@ -1,5 +1,7 @@
 """PixelRNN: skew, causality in both colour layouts, receptive fields, training."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ from jaxgen import models
 from jaxgen.nn import skew, unskew
 
 from .ar_checks import dependency_matrix, fit, order, striped_batch
+from .precision_checks import check_bfloat16_passes, check_bfloat16_trains_like_float32
 
 
 def _model(variant, levels=4, features=12, head_features=48, num_layers=2):
@@ -101,3 +104,19 @@ def test_loss_falls(variant):
 def test_bad_variant_is_rejected():
     with pytest.raises(ValueError, match="variant"):
         models.PixelRNN("column_lstm").init(jax.random.key(0), jnp.zeros((1, 4, 4, 1), jnp.int32))
+
+
+def _pixelrnn(variant: str, dtype: str) -> models.PixelRNN:
+    return models.PixelRNN(
+        variant, num_levels=2, num_layers=2, features=8, head_features=16, dtype=dtype
+    )
+
+
+@pytest.mark.parametrize("variant", ["row_lstm", "diagonal_bilstm"])
+def test_bfloat16_trains_like_float32(variant):
+    check_bfloat16_trains_like_float32(functools.partial(_pixelrnn, variant))
+
+
+@pytest.mark.parametrize("variant", ["row_lstm", "diagonal_bilstm"])
+def test_bfloat16_is_causal_and_cached_equals_full(variant):
+    check_bfloat16_passes(_pixelrnn(variant, "bfloat16"), (2, 4, 5, 1), recurrence_in_float32=True)

@@ -1,0 +1,74 @@
+"""Fast convolution formulations equal the plain "SAME" convolution, values and gradients."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from jaxgen import models
+from jaxgen.nn import conv_mask
+from jaxgen.nn.conv import IM2COL_MAX_CONTRACTION, Conv1x1, causal_conv
+from jaxgen.validation import ConfigError
+
+
+def _reference(x, kernel):
+    return lax.conv_general_dilated(
+        x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision="highest"
+    )
+
+
+# (kh, kw, F_in, F_out, mask): 1x1 product, top-rows conv, one-row conv, im2col (small F_in).
+CASES = [
+    (1, 1, 8, 6, "B"),
+    (3, 3, 12, 7, "B"),
+    (5, 5, 20, 10, "B"),
+    (1, 3, 6, 8, "A"),
+    (1, 5, 30, 12, "B"),
+    (7, 7, 1, 9, "A"),
+    (7, 7, 3, 9, "A"),
+]
+
+
+@pytest.mark.parametrize("kh,kw,fin,fout,mask_type", CASES)
+def test_causal_conv_equals_the_full_same_convolution(kh, kw, fin, fout, mask_type):
+    x = jax.random.normal(jax.random.key(0), (2, 6, 7, fin))
+    kernel = jax.random.normal(jax.random.key(1), (kh, kw, fin, fout))
+    mask = conv_mask((kh, kw), fin, fout, 3 if fin % 3 == 0 else 1, mask_type)
+    cotangent = jax.random.normal(jax.random.key(2), (2, 6, 7, fout))
+
+    def loss(conv, x, kernel):
+        return jnp.vdot(conv(x, kernel * mask), cotangent)
+
+    fast = jax.value_and_grad(lambda x, k: loss(causal_conv, x, k), argnums=(0, 1))(x, kernel)
+    slow = jax.value_and_grad(lambda x, k: loss(_reference, x, k), argnums=(0, 1))(x, kernel)
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(slow), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()))
+
+
+def test_im2col_is_used_only_for_short_contractions():
+    """The first layer (7x7 over 1 channel: 4 x 7 taps) is im2col on CPU, a 3x3 over 16 is not."""
+    assert 4 * 7 * 1 <= IM2COL_MAX_CONTRACTION < 2 * 3 * 16
+    x = jnp.ones((1, 5, 5, 1))
+    jaxpr = str(jax.make_jaxpr(causal_conv)(x, jnp.ones((7, 7, 1, 4))))
+    assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
+    jaxpr = str(jax.make_jaxpr(causal_conv)(jnp.ones((1, 5, 5, 16)), jnp.ones((3, 3, 16, 4))))
+    assert "conv_general_dilated" in jaxpr
+
+
+def test_conv1x1_matches_flax_conv_with_the_same_params():
+    x = jax.random.normal(jax.random.key(0), (2, 3, 4, 5))
+    params = nn.Conv(7, (1, 1)).init(jax.random.key(1), x)
+    params = jax.tree.map(lambda v: v + 0.5, params)  # a non-zero bias
+    np.testing.assert_allclose(
+        Conv1x1(7).apply(params, x), nn.Conv(7, (1, 1)).apply(params, x), rtol=1e-5, atol=1e-5
+    )
+    same_shapes = jax.tree.map(jnp.shape, Conv1x1(7).init(jax.random.key(1), x))
+    assert same_shapes == jax.tree.map(jnp.shape, params)
+
+
+def test_a_bad_dtype_is_rejected_naming_the_choices():
+    model = models.PixelCNN(num_levels=2, num_layers=1, features=4, head_features=4, dtype="f16")
+    with pytest.raises(ConfigError, match="dtype='f16' must be one of float32, bfloat16"):
+        model.init(jax.random.key(0), jnp.zeros((1, 4, 4, 1), jnp.int32))
