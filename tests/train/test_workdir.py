@@ -16,7 +16,7 @@ from jaxgen.train import Task, loop
 from jaxgen.train.workdir import LOCK_FILE, WorkdirBusy, check_schedule, lock_workdir
 from jaxgen.validation import ConfigError
 from tests.conftest import REPO
-from tests.test_cli import TINY, assert_clean_error
+from tests.experiments.test_cli import TINY, assert_clean_error
 
 # Takes the lock of the workdir argv[1], says so, and sleeps (a run in progress).
 HOLDER = """

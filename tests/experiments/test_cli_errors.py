@@ -13,7 +13,7 @@ from experiments import cli
 from jaxgen import parallel
 from jaxgen.validation import ConfigError
 from tests.conftest import REPO
-from tests.test_cli import TINY, assert_clean_error, run_experiment
+from tests.experiments.test_cli import TINY, assert_clean_error, run_experiment
 
 CONFIG = str(REPO / "experiments" / "configs" / "pixelcnn.py")
 

@@ -8,7 +8,7 @@ import sys
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "quickstart.ipynb"
+NOTEBOOK = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "quickstart.ipynb"
 
 
 def test_quickstart_notebook_executes(raw_dir, prepared_tfds, monkeypatch):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from jaxgen import viz
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = "--config=experiments/configs/gan.py:tiny"
 
 
