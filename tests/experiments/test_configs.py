@@ -11,6 +11,7 @@ from jaxgen.models import registry
 def test_default_is_the_papers_mnist_diagonal_bilstm():
     c = pixelrnn.get_config()
     assert c.model.to_dict() == {
+        "dtype": "float32",
         "name": "pixelrnn",
         "variant": "diagonal_bilstm",
         "num_layers": 7,
