@@ -181,7 +181,7 @@ def test_gan_task_builds_both_players_state_and_steps(tmp_path, grids):
     optimizers, schedule = task.make_optimizer(config)
     assert isinstance(optimizers, gan_lib.Optimizers)
     batch = {"image": np.random.default_rng(0).integers(0, 256, (8, 16, 16, 1)).astype(np.int32)}
-    state = task.init_state(task.init(KEY, batch), optimizers, None)
+    state = task.init_state(jax.jit(task.init)(KEY, batch), optimizers, None)  # one compile
     train_step = task.make_train_step(optimizers, schedule, None)
     state, metrics = train_step(state, batch, KEY)
     assert int(state.step) == 1 and np.isfinite(float(metrics["d_loss"]))
@@ -193,7 +193,7 @@ def test_gan_task_builds_both_players_state_and_steps(tmp_path, grids):
     assert samples.shape == (4, 16, 16, 1) and levels == 256
     strip, _, cols = grids["step0000001_interpolation.png"]
     assert strip.shape == (8 * 10, 16, 16, 1) and cols == 10  # the default 8 rows of 10
-    per_example = task.eval_fn(state.params, batch, KEY)
+    per_example = jax.jit(task.eval_fn)(state.params, batch, KEY)
     assert all(v.shape == (8,) for v in per_example.values())
     with pytest.raises(ConfigError, match="k=0"):
         tasks.gan(generator, discriminator, k=0)
