@@ -64,7 +64,7 @@ def striped_batch(key: jax.Array, batch: int, size: int) -> jax.Array:
 def fit(model, x: jax.Array, labels: jax.Array | None = None, steps: int = 30) -> list[float]:
     """Mean NLL (nats per image) over a few Adam steps on the fixed batch ``x``."""
     extra = () if labels is None else (labels,)
-    params = model.init(jax.random.key(0), x, *extra)
+    params = jax.jit(model.init)(jax.random.key(0), x, *extra)
     optimizer = optax.adam(1e-2)
 
     def loss_fn(params, x, extra):

@@ -108,10 +108,10 @@ def check_bfloat16_passes(
     draw of that image may then differ).
     """
     x = jax.random.randint(jax.random.key(1), shape, 0, model.num_levels)
-    params = with_noise(model.init(jax.random.key(0), x))
+    params = jax.jit(lambda key, x: with_noise(model.init(key, x)))(jax.random.key(0), x)
     expected = {"bfloat16", "float32"} if recurrence_in_float32 else {"bfloat16"}
     assert conv_dtypes(model, params, x) == expected
-    full = model.apply(params, x)
+    full = jax.jit(model.apply)(params, x)
     assert full.dtype == jnp.float32
     assert not leaks(model, params, x[:1]).any()
     np.testing.assert_allclose(cached_logits(model, params, x), full, atol=BF16_LOGIT_ATOL)

@@ -17,7 +17,7 @@ def test_pixelcnn_is_causal(channels, levels):
     h = w = 5
     model = models.PixelCNN(num_levels=levels, num_layers=2, features=16, head_features=32)
     x = jax.random.randint(jax.random.key(0), (1, h, w, channels), 0, levels)
-    params = model.init(jax.random.key(1), x)
+    params = jax.jit(model.init)(jax.random.key(1), x)
     changed = dependency_matrix(model, params, x)
     n = h * w * channels
     # No logit at or before the changed sub-pixel may move ...
@@ -30,7 +30,7 @@ def test_rgb_channel_order_within_a_pixel():
     """At one pixel, R's logits ignore G and B; G reads R; B reads R and G."""
     model = models.PixelCNN(num_levels=256, num_layers=1, features=6, head_features=9)
     x = jax.random.randint(jax.random.key(0), (1, 3, 3, 3), 0, 256)
-    params = model.init(jax.random.key(1), x)
+    params = jax.jit(model.init)(jax.random.key(1), x)
     changed = dependency_matrix(model, params, x)
     t = order(3, 3, 3)[1, 1]  # the three sub-pixels of the centre pixel
     assert changed[t[0], t[1]] and changed[t[0], t[2]] and changed[t[1], t[2]]
@@ -46,7 +46,7 @@ def test_pixelcnn_has_a_blind_spot():
     """
     model = models.PixelCNN(num_levels=2, num_layers=4, features=4, head_features=4)
     x = jax.random.randint(jax.random.key(0), (1, 9, 9, 1), 0, 2)
-    params = model.init(jax.random.key(1), x)
+    params = jax.jit(model.init)(jax.random.key(1), x)
     changed = dependency_matrix(model, params, x)
     reach = changed[:, order(9, 9, 1)[4, 4, 0]].reshape(9, 9)
     assert reach[4, :4].all(), "the pixels left of the centre are seen"

@@ -45,8 +45,8 @@ def test_defaults_are_the_papers_cifar_sizes():
 def test_pixelrnn_is_causal(variant, channels, levels):
     model = _model(variant, levels)
     x = jax.random.randint(jax.random.key(0), (1, 5, 5, channels), 0, levels)
-    params = model.init(jax.random.key(1), x)
-    assert model.apply(params, x).shape == (1, 5, 5, channels, levels)
+    params = jax.jit(model.init)(jax.random.key(1), x)
+    assert jax.eval_shape(model.apply, params, x).shape == (1, 5, 5, channels, levels)
     changed = dependency_matrix(model, params, x)
     n = changed.shape[0]
     assert not np.tril(changed).any(), "a logit depends on its own or a later sub-pixel"
@@ -57,7 +57,7 @@ def test_pixelrnn_is_causal(variant, channels, levels):
 def test_diagonal_bilstm_sees_every_earlier_sub_pixel(channels):
     model = _model("diagonal_bilstm", num_layers=1)
     x = jax.random.randint(jax.random.key(0), (1, 6, 6, channels), 0, 4)
-    changed = dependency_matrix(model, model.init(jax.random.key(1), x), x)
+    changed = dependency_matrix(model, jax.jit(model.init)(jax.random.key(1), x), x)
     n = changed.shape[0]
     np.testing.assert_array_equal(changed, np.triu(np.ones((n, n), bool), k=1))
 
@@ -66,7 +66,7 @@ def test_diagonal_bilstm_sees_the_last_pixel_of_the_row_above():
     """The case the virtual column fixes: (r, W-1) reaches the start of row r + 1."""
     model = _model("diagonal_bilstm", levels=2, num_layers=1)
     x = jax.random.randint(jax.random.key(0), (1, 3, 9, 1), 0, 2)
-    changed = dependency_matrix(model, model.init(jax.random.key(1), x), x)
+    changed = dependency_matrix(model, jax.jit(model.init)(jax.random.key(1), x), x)
     t = order(3, 9, 1)
     assert changed[t[0, 8, 0], t[1, :, 0]].all()
 
@@ -83,7 +83,7 @@ def test_row_lstm_sees_a_triangle():
     num_layers = 2
     model = _model("row_lstm", levels=2, num_layers=num_layers)
     x = jax.random.randint(jax.random.key(0), (1, h, w, 1), 0, 2)
-    changed = dependency_matrix(model, model.init(jax.random.key(1), x), x)
+    changed = dependency_matrix(model, jax.jit(model.init)(jax.random.key(1), x), x)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     for i, j in [(6, 0), (6, 3), (4, 2), (3, 6), (6, 6)]:
         seen = changed[:, order(h, w, 1)[i, j, 0]].reshape(h, w)
@@ -112,9 +112,10 @@ def _pixelrnn(variant: str, dtype: str) -> models.PixelRNN:
     )
 
 
-@pytest.mark.parametrize("variant", ["row_lstm", "diagonal_bilstm"])
-def test_bfloat16_trains_like_float32(variant):
-    check_bfloat16_trains_like_float32(functools.partial(_pixelrnn, variant))
+def test_bfloat16_trains_like_float32():
+    # One variant: the Diagonal BiLSTM (skews, two directions, the most machinery). The
+    # Row LSTM's bf16 layer is checked by test_bfloat16_is_causal_and_cached_equals_full.
+    check_bfloat16_trains_like_float32(functools.partial(_pixelrnn, "diagonal_bilstm"))
 
 
 @pytest.mark.parametrize("variant", ["row_lstm", "diagonal_bilstm"])
