@@ -32,6 +32,8 @@ def test_smoke_run_writes_every_row(tmp_path, prepared_tfds):
             "-m",
             "experiments.gpu_check",
             "--smoke",
+            "--train_seconds",  # the time-bounded run's budget (smoke default 20 s)
+            "5",
             "--out",
             str(out),
             "--data_dir",
