@@ -7,14 +7,21 @@ every row below its centre and, when it is one row tall, right of its centre.
 * 1x1 kernels: a matrix product over the feature axis. XLA's CPU backward of
   a 1x1 ``conv_general_dilated`` is 2-4x slower than the backward of the same
   product (measured: 1x1 256->128 on [32, 28, 28]: fwd+bwd 580 ms as a conv,
-  120-270 ms as a product).
+  120-270 ms as a product). Every product here is written on 2-D operands
+  (``feature_product``): the backward of a product of a 4-D array is a
+  ``dot_general`` contracting three axes, which XLA's CPU backend computes
+  2.5x slower (1x1 128->256 on [32, 28, 28]: fwd+bwd 121 ms, 44 ms in 2-D).
 * kernels taller than one row: a convolution over the top ``kh // 2 + 1`` rows
   with the padding all above (3x3: 6 taps instead of 9, fwd+bwd 800 ms instead
   of 1100 ms for 128->128 on [32, 28, 28]); one-row kernels keep the
   ``kw // 2 + 1`` columns at and left of the centre.
-* on CPU, kernels with a short contraction (the first layer, which reads the
-  C <= 3 image channels): the image patches gathered along the feature axis
-  (im2col) and one product (7x7 mask A 1->256: fwd+bwd 170 ms instead of 300).
+* on CPU, one-row kernels and kernels with a short contraction (the first
+  layer, which reads the C <= 3 image channels): the taps gathered along the
+  feature axis (im2col) and one 2-D product. XLA's CPU kernel gradient of these
+  convolutions is slow (1x2 taps 128->256 on [32, 28, 28]: 64 ms, 30 ms as the
+  im2col product; 7x7 mask A 1->256: fwd+bwd 170 ms instead of 300). Taller
+  kernels over many features stay a convolution: there XLA's convolution was as
+  fast as every product form tried (im2col, per-tap products, flattened shifts).
 
 The results equal ``lax.conv_general_dilated`` with "SAME" padding on the full
 kernel up to float rounding. On GPU/TPU every kernel taller than one tap stays a
@@ -48,15 +55,19 @@ def causal_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """
     kh, kw, fin, _ = kernel.shape
     if kh == kw == 1:
-        return x @ kernel[0, 0]
+        return feature_product(x, kernel[0, 0])
     if kh == 1:
         kernel, padding = kernel[:, : kw // 2 + 1], ((0, 0), (kw // 2, 0))
     else:
         kernel, padding = kernel[: kh // 2 + 1], ((kh // 2, 0), (kw // 2, kw // 2))
-    rows, cols = kernel.shape[:2]
-    if jax.default_backend() == "cpu" and rows * cols * fin <= IM2COL_MAX_CONTRACTION:
+    if jax.default_backend() == "cpu" and use_im2col(*kernel.shape[:3]):
         return _im2col_conv(x, kernel, padding)
     return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DIMENSIONS)
+
+
+def use_im2col(rows: int, cols: int, fin: int) -> bool:
+    """Whether a CPU convolution over ``rows`` x ``cols`` taps of ``fin`` features is im2col."""
+    return rows == 1 or rows * cols * fin <= IM2COL_MAX_CONTRACTION
 
 
 def _im2col_conv(
@@ -69,7 +80,20 @@ def _im2col_conv(
     patches = jnp.concatenate(
         [padded[:, r : r + h, c : c + w] for r in range(rows) for c in range(cols)], axis=-1
     )
-    return patches @ kernel.reshape(rows * cols * fin, fout)
+    return feature_product(patches, kernel.reshape(rows * cols * fin, fout))
+
+
+def feature_product(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """``x @ kernel`` over the last axis, computed as one 2-D matrix product.
+
+    Args:
+      x: float [..., F_in].
+      kernel: float [F_in, F_out].
+
+    Returns:
+      float [..., F_out].
+    """
+    return (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*x.shape[:-1], kernel.shape[-1])
 
 
 class Conv1x1(nn.Module):
@@ -90,7 +114,7 @@ class Conv1x1(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x = x.astype(self.dtype)
-        return x @ kernel[0, 0].astype(self.dtype) + bias.astype(self.dtype)
+        return feature_product(x, kernel[0, 0].astype(self.dtype)) + bias.astype(self.dtype)
 
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

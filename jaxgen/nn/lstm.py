@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxgen.nn import cache as cache_lib
+from jaxgen.nn.conv import feature_product
 from jaxgen.nn.gated import MaskedGateConv2D
 
 Params = dict
@@ -61,9 +62,10 @@ def row_state_to_state(h_prev: jax.Array, kernel: jax.Array) -> jax.Array:
     Returns:
       float [B, W, 4h], the state-to-state gate inputs of row r.
     """
-    k, width = kernel.shape[0], h_prev.shape[1]
+    k, width, features = kernel.shape[0], h_prev.shape[1], kernel.shape[1]
     padded = jnp.pad(h_prev, ((0, 0), (k // 2, k // 2), (0, 0)))
-    return sum(padded[:, t : t + width] @ kernel[t] for t in range(k))
+    windows = jnp.concatenate([padded[:, t : t + width] for t in range(k)], axis=-1)
+    return feature_product(windows, kernel.reshape(k * features, -1))
 
 
 class RowLSTM(nn.Module):
@@ -236,12 +238,14 @@ class DiagonalLSTM(nn.Module):
         h0, c0 = _initial_state(self, h)
         b, height, width, _ = x.shape
         rows = jnp.arange(height)[None, :, None]
+        left_and_above = jnp.concatenate([left, above])  # [2h, 4h]: one product per step
 
         def diagonal(carry, inputs):
             s, gates = inputs
             h_left, c_left = carry
             h_above = jnp.pad(h_left[:, :-1], ((0, 0), (1, 0), (0, 0)))
-            h_new, c_new = lstm_cell(gates + h_left @ left + h_above @ above, c_left)
+            neighbours = jnp.concatenate([h_left, h_above], axis=-1)
+            h_new, c_new = lstm_cell(gates + feature_product(neighbours, left_and_above), c_left)
             started = rows <= s  # row r starts at column s = r of the skewed map
             return (jnp.where(started, h_new, h0), jnp.where(started, c_new, c0)), h_new
 
