@@ -20,9 +20,7 @@ TINY = "--config=experiments/configs/compare.py:tiny"
 
 
 def _run(workdir, tfds_dir, raw_dir, *args):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    # One device, as users run; XLA's backend optimisation off as in the tests (conftest).
-    env["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one device, as users run
     env.update(TFDS_DATA_DIR=str(tfds_dir), JAXGEN_RAW_DIR=str(raw_dir))
     return subprocess.run(
         [sys.executable, "-m", "experiments.compare", "--workdir", str(workdir), TINY, *args],
