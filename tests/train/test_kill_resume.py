@@ -12,7 +12,9 @@ import pytest
 from jaxgen.train import Checkpointer
 from tests.train import helpers
 
-STEPS = 12
+# Enough steps that the SIGTERM of step 3 (sent at the first checkpoint after the resume, which
+# is at most ~9 after step 2's random kill) lands before the run ends, however fast steps are.
+STEPS = 24
 ARGS = (
     f"--config.num_steps={STEPS}",
     "--config.batch_size=64",
