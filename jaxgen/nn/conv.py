@@ -60,12 +60,12 @@ def causal_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
         kernel, padding = kernel[:, : kw // 2 + 1], ((0, 0), (kw // 2, 0))
     else:
         kernel, padding = kernel[: kh // 2 + 1], ((kh // 2, 0), (kw // 2, kw // 2))
-    if jax.default_backend() == "cpu" and use_im2col(*kernel.shape[:3]):
+    if jax.default_backend() == "cpu" and _use_im2col(*kernel.shape[:3]):
         return _im2col_conv(x, kernel, padding)
     return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DIMENSIONS)
 
 
-def use_im2col(rows: int, cols: int, fin: int) -> bool:
+def _use_im2col(rows: int, cols: int, fin: int) -> bool:
     """Whether a CPU convolution over ``rows`` x ``cols`` taps of ``fin`` features is im2col."""
     return rows == 1 or rows * cols * fin <= IM2COL_MAX_CONTRACTION
 
