@@ -10,6 +10,8 @@ import pytest
 from jaxgen import models, sampling, timing
 from jaxgen.validation import ConfigError
 
+from .models.ar_checks import cached_logits, with_noise
+
 LEVELS = 4
 MODELS = {
     "pixelcnn": models.PixelCNN(num_levels=LEVELS, num_layers=2, features=6, head_features=6),
@@ -44,48 +46,10 @@ def setup(request):
     # operation separately (17-28 s of set-up for some models).
     @jax.jit
     def init(key, x, extra):
-        return params_with_noise(model.init(key, x, *extra))
+        return with_noise(model.init(key, x, *extra))
 
     params = init(jax.random.key(0), jnp.zeros(shape, jnp.int32), extra)
     return model, params, shape, labels
-
-
-def params_with_noise(params, scale=0.3):
-    """Adds noise to every leaf, so biases and initial states are non-zero too.
-
-    With their zero initialisation, a boundary bug (a missing zero padding, a wrong
-    initial state) could produce zeros by luck and go unnoticed.
-    """
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(42), len(leaves))
-    noisy = [v + scale * jax.random.normal(k, v.shape) for v, k in zip(leaves, keys, strict=True)]
-    return jax.tree.unflatten(treedef, noisy)
-
-
-def _teacher_forced_cached_logits(model, params, x, labels):
-    """The logits of every pixel of a given image, computed step by step from the caches."""
-    _, h, w, _ = x.shape
-    extra = () if labels is None else (labels,)
-
-    @jax.jit
-    def run(params, x, extra):
-        cache = model.apply(params, x, *extra, method="init_cache")
-        out = jnp.zeros((*x.shape, model.num_levels))
-
-        def row(i, carry):
-            out, cache = carry
-            cache = model.apply(params, cache, x, i, method="start_row")
-
-            def pixel(j, carry):
-                out, cache = carry
-                logits, cache = model.apply(params, cache, x, i, j, method="step")
-                return out.at[:, i, j].set(logits), cache
-
-            return jax.lax.fori_loop(0, w, pixel, (out, cache))
-
-        return jax.lax.fori_loop(0, h, row, (out, cache))[0]
-
-    return run(params, x, extra)
 
 
 def test_cached_logits_equal_the_full_pass(setup):
@@ -93,7 +57,7 @@ def test_cached_logits_equal_the_full_pass(setup):
     x = jax.random.randint(jax.random.key(1), shape, 0, LEVELS)
     extra = () if labels is None else (labels,)
     full = model.apply(params, x, *extra)
-    cached = _teacher_forced_cached_logits(model, params, x, labels)
+    cached = cached_logits(model, params, x, labels)
     chex.assert_trees_all_close(cached, full, rtol=1e-5, atol=1e-5)
 
 

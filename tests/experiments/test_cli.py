@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from jaxgen import viz
-from tests.conftest import REPO
+from tests.conftest import REPO, xla_flags
 
 TINY = "--config=experiments/configs/pixelcnn.py:tiny"
 
@@ -18,7 +18,7 @@ TINY = "--config=experiments/configs/pixelcnn.py:tiny"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The user's environment: one CPU device, a fresh TFDS folder."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = {**os.environ, "XLA_FLAGS": xla_flags()}
     env["TFDS_DATA_DIR"] = str(tmp_path_factory.mktemp("tfds"))
     return env
 

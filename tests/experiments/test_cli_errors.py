@@ -12,7 +12,7 @@ import pytest
 from experiments import cli
 from jaxgen import parallel
 from jaxgen.validation import ConfigError
-from tests.conftest import REPO
+from tests.conftest import REPO, xla_flags
 from tests.experiments.test_cli import TINY, assert_clean_error, run_experiment
 
 CONFIG = str(REPO / "experiments" / "configs" / "pixelcnn.py")
@@ -21,7 +21,8 @@ CONFIG = str(REPO / "experiments" / "configs" / "pixelcnn.py")
 @pytest.fixture
 def offline_env(tmp_path: pathlib.Path) -> dict[str, str]:
     """One CPU device, a fresh empty TFDS folder, no raw folder (tests set one)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAXGEN_RAW_DIR")}
+    env = {k: v for k, v in os.environ.items() if k != "JAXGEN_RAW_DIR"}
+    env["XLA_FLAGS"] = xla_flags()
     env["TFDS_DATA_DIR"] = str(tmp_path / "tfds")
     env["JAX_PLATFORMS"] = "cpu"
     return env
@@ -40,7 +41,7 @@ def test_bad_values_are_clear_errors(offline_env, tmp_path, override, phrases):
 
 
 def test_batch_not_divisible_by_devices_is_a_clear_error(offline_env, tmp_path):
-    offline_env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    offline_env["XLA_FLAGS"] = xla_flags(2)
     result = run_experiment(
         offline_env, "--workdir", str(tmp_path / "w"), TINY, "--config.batch_size=3"
     )

@@ -8,13 +8,15 @@ import sys
 import nbformat
 from nbclient import NotebookClient
 
+from tests.conftest import xla_flags
+
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "quickstart.ipynb"
 
 
 def test_quickstart_notebook_executes(raw_dir, prepared_tfds, monkeypatch):
     monkeypatch.setenv("JAXGEN_RAW_DIR", str(raw_dir))
     monkeypatch.setenv("TFDS_DATA_DIR", str(prepared_tfds))
-    monkeypatch.setenv("XLA_FLAGS", "")  # one CPU device, like a laptop
+    monkeypatch.setenv("XLA_FLAGS", xla_flags())  # one CPU device, like a laptop
     # The kernel spec runs `python`: make it this interpreter.
     monkeypatch.setenv(
         "PATH", f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"

@@ -1,4 +1,4 @@
-"""Checks shared by the autoregressive model tests: dependencies and a short fit."""
+"""Checks shared by the autoregressive model tests: dependencies, cached passes, a short fit."""
 
 import jax
 import jax.numpy as jnp
@@ -81,3 +81,46 @@ def fit(model, x: jax.Array, labels: jax.Array | None = None, steps: int = 30) -
         params, opt_state, loss = step(params, opt_state, x, extra)
         curve.append(float(loss))
     return curve
+
+
+def with_noise(params, scale: float = 0.3):
+    """Params plus Gaussian noise on every leaf, so biases and initial states are non-zero.
+
+    With their zero initialisation, a boundary bug (a missing zero padding, a wrong
+    initial state) could produce zeros by luck and go unnoticed.
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(42), len(leaves))
+    noisy = [v + scale * jax.random.normal(k, v.shape) for v, k in zip(leaves, keys, strict=True)]
+    return jax.tree.unflatten(treedef, noisy)
+
+
+def cached_logits(model, params, x: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """Every pixel's logits float [B, H, W, C, L] from the cached pass, teacher-forced on x.
+
+    Runs the model's ``init_cache`` / ``start_row`` / ``step`` methods over the given
+    image int [B, H, W, C] (with labels int [B], if the model is conditional), as the
+    cached sampler does, but feeding x instead of drawn values.
+    """
+    _, h, w, _ = x.shape
+    extra = () if labels is None else (labels,)
+
+    @jax.jit
+    def run(params, x, extra):
+        cache = model.apply(params, x, *extra, method="init_cache")
+        out = jnp.zeros((*x.shape, model.num_levels))
+
+        def row(i, carry):
+            out, cache = carry
+            cache = model.apply(params, cache, x, i, method="start_row")
+
+            def pixel(j, carry):
+                out, cache = carry
+                logits, cache = model.apply(params, cache, x, i, j, method="step")
+                return out.at[:, i, j].set(logits), cache
+
+            return jax.lax.fori_loop(0, w, pixel, (out, cache))
+
+        return jax.lax.fori_loop(0, h, row, (out, cache))[0]
+
+    return run(params, x, extra)

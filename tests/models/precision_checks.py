@@ -52,31 +52,6 @@ def check_bfloat16_trains_like_float32(make_model) -> None:
     assert abs(f32[-1] - bf16[-1]) <= BF16_NLL_ATOL
 
 
-def cached_logits(model, params, x: jax.Array) -> jax.Array:
-    """Every pixel's logits float [B, H, W, C, L] from the cached pass, teacher-forced on x."""
-    _, h, w, _ = x.shape
-
-    @jax.jit
-    def run(params, x):
-        cache = model.apply(params, x, method="init_cache")
-        out = jnp.zeros((*x.shape, model.num_levels))
-
-        def row(i, carry):
-            out, cache = carry
-            cache = model.apply(params, cache, x, i, method="start_row")
-
-            def pixel(j, carry):
-                out, cache = carry
-                logits, cache = model.apply(params, cache, x, i, j, method="step")
-                return out.at[:, i, j].set(logits), cache
-
-            return jax.lax.fori_loop(0, w, pixel, (out, cache))
-
-        return jax.lax.fori_loop(0, h, row, (out, cache))[0]
-
-    return run(params, x)
-
-
 def identical_sample_fraction(model, params, shape: tuple[int, ...]) -> float:
     """Fraction of sub-pixels where cached and naive sampling with one key agree."""
     key = jax.random.key(2)
@@ -85,14 +60,6 @@ def identical_sample_fraction(model, params, shape: tuple[int, ...]) -> float:
         for method in ("naive", "cached")
     )
     return float((naive == cached).mean())
-
-
-def with_noise(params, scale: float = 0.3):
-    """Params plus Gaussian noise, so biases and initial states are non-zero too."""
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(42), len(leaves))
-    noisy = [v + scale * jax.random.normal(k, v.shape) for v, k in zip(leaves, keys, strict=True)]
-    return jax.tree.unflatten(treedef, noisy)
 
 
 def check_bfloat16_passes(
@@ -108,13 +75,14 @@ def check_bfloat16_passes(
     draw of that image may then differ).
     """
     x = jax.random.randint(jax.random.key(1), shape, 0, model.num_levels)
-    params = jax.jit(lambda key, x: with_noise(model.init(key, x)))(jax.random.key(0), x)
+    params = jax.jit(lambda key, x: ar_checks.with_noise(model.init(key, x)))(jax.random.key(0), x)
     expected = {"bfloat16", "float32"} if recurrence_in_float32 else {"bfloat16"}
     assert conv_dtypes(model, params, x) == expected
     full = jax.jit(model.apply)(params, x)
     assert full.dtype == jnp.float32
     assert not leaks(model, params, x[:1]).any()
-    np.testing.assert_allclose(cached_logits(model, params, x), full, atol=BF16_LOGIT_ATOL)
+    cached = ar_checks.cached_logits(model, params, x)
+    np.testing.assert_allclose(cached, full, atol=BF16_LOGIT_ATOL)
     assert identical_sample_fraction(model, params, shape) >= 0.95
 
 

@@ -1,5 +1,6 @@
-"""Helpers of the training tests: a library-only PixelCNN task, the PixelCNN CLI, its outputs."""
+"""Helpers of the training tests: the PixelCNN task, the PixelCNN CLI, its outputs."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -11,37 +12,23 @@ import numpy as np
 import orbax.checkpoint as ocp
 from ml_collections import ConfigDict
 
-from jaxgen import losses
-from jaxgen.models import registry
+from jaxgen import tasks
 from jaxgen.train import Task
-from tests.conftest import REPO
+from tests.conftest import REPO, xla_flags
 
 TINY = "--config=experiments/configs/pixelcnn.py:tiny"
 
 
 def pixelcnn_task(config: ConfigDict) -> Task:
-    """``config.model`` trained on its mean NLL, from library code only; no pictures."""
-    model = registry.build_model(config.model.to_dict(), config.num_levels)
-
-    def nll(params, batch):
-        return losses.autoregressive_nll(model.apply(params, batch["image"]), batch["image"])
-
-    def loss_fn(params, batch, key):
-        del key  # the model is deterministic
-        loss = nll(params, batch).mean()
-        return loss, {"nll_nats": loss}
-
-    return Task(
-        init=lambda key, batch: model.init(key, batch["image"]),
-        loss_fn=loss_fn,
-        eval_fn=lambda params, batch, key: {"nll_nats": nll(params, batch)},
-    )
+    """The experiment's task for ``config`` (``tasks.from_config``), without pictures."""
+    _, task = tasks.from_config("autoregressive", config)
+    return dataclasses.replace(task, write_samples=None)
 
 
 def cli_env(num_devices: int, data_dir: pathlib.Path, raw_dir: pathlib.Path) -> dict[str, str]:
     """The environment of a CLI run on ``num_devices`` CPU devices."""
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={num_devices}"
+    env["XLA_FLAGS"] = xla_flags(num_devices)
     env["JAX_PLATFORMS"] = "cpu"
     env["JAX_CPU_COLLECTIVES_IMPLEMENTATION"] = "gloo"
     env["TFDS_DATA_DIR"] = str(data_dir)

@@ -15,7 +15,7 @@ import pytest
 from jaxgen.train import Task, loop
 from jaxgen.train.workdir import LOCK_FILE, WorkdirBusy, check_schedule, lock_workdir
 from jaxgen.validation import ConfigError
-from tests.conftest import REPO
+from tests.conftest import REPO, xla_flags
 from tests.experiments.test_cli import TINY, assert_clean_error
 
 # Takes the lock of the workdir argv[1], says so, and sleeps (a run in progress).
@@ -97,8 +97,8 @@ def test_the_cli_refuses_a_busy_workdir_and_touches_nothing(tmp_path):
     (half_written / "state").write_text("bytes being written")
     (workdir / "metrics.jsonl").write_text('{"step": 2, "split": "train", "loss": 1.5}\n')
     before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file() and p.name != LOCK_FILE}
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(JAX_PLATFORMS="cpu", TFDS_DATA_DIR=str(tmp_path / "tfds"))
+    env = {**os.environ, "XLA_FLAGS": xla_flags(), "JAX_PLATFORMS": "cpu"}
+    env["TFDS_DATA_DIR"] = str(tmp_path / "tfds")
     holder = _hold(workdir)
     try:
         result = subprocess.run(
