@@ -65,7 +65,7 @@ def test_a_non_finite_square_root_is_retried_with_a_regularised_diagonal(monkeyp
         calls.append(matrix)
         return sqrtm(matrix) if len(calls) > 1 else np.full_like(matrix, np.nan)
 
-    monkeypatch.setattr(metrics.scipy.linalg, "sqrtm", flaky_sqrtm)
+    monkeypatch.setattr(scipy.linalg, "sqrtm", flaky_sqrtm)
     s1, s2 = np.diag([1.0, 4.0]), np.diag([9.0, 1.0])
     fid = metrics.frechet_distance(np.zeros(2), s1, np.zeros(2), s2, eps=0.5)
     np.testing.assert_allclose(calls[1], (s1 + 0.5 * np.eye(2)) @ (s2 + 0.5 * np.eye(2)))
@@ -145,7 +145,7 @@ def test_classifier_learns_is_deterministic_and_is_cached(tmp_path, monkeypatch)
     def no_training(*args, **kwargs):
         raise AssertionError("the cached classifier should have been loaded")
 
-    monkeypatch.setattr(metrics, "train_classifier", no_training)
+    monkeypatch.setattr(metrics.classifier, "train_classifier", no_training)
     loaded = metrics.load_or_train_classifier(path, module, batch_fn, **args)
     np.testing.assert_array_equal(loaded.features(x), net.features(x))
 
