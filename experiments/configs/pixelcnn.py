@@ -4,7 +4,7 @@ Variants (combine with commas, e.g. ``pixelcnn.py:tiny``):
   gated        Gated PixelCNN instead of PixelCNN (``pixelcnn.py:gated,tiny``).
   conditional  class-conditional Gated PixelCNN on dynamically binarized MNIST.
   tiny         trains in seconds (tests, smoke runs).
-  cpu          a meaningful model in about six minutes on a 2-core CPU.
+  cpu          a meaningful model in about four minutes on a 2-core CPU.
 Periodic evaluations use the first ``eval_max_examples`` validation examples
 (None: all); the final test evaluation always uses the whole test split.
 """
