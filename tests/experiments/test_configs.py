@@ -1,10 +1,10 @@
-"""The PixelRNN experiment's config: variants combine, every variant builds its model."""
+"""The experiments' configs: variants combine in any order, every variant builds its model."""
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from experiments.configs import pixelrnn
+from experiments.configs import pixelcnn, pixelrnn
 from jaxgen.models import registry
 
 
@@ -43,3 +43,21 @@ def test_variants_combine(variants, variant, num_layers):
 def test_unknown_variant_is_named():
     with pytest.raises(ValueError, match="'colum_lstm'.*row_lstm"):
         pixelrnn.get_config("colum_lstm")
+
+
+@pytest.mark.parametrize(
+    "variants,name,learning_rate",
+    [
+        ("cpu", "pixelcnn", 1e-2),  # the rate swept for PixelCNN
+        ("gated,cpu", "gated", 1e-3),  # Gated PixelCNN keeps the default, in either order
+        ("cpu,gated", "gated", 1e-3),
+        ("", "pixelcnn", 1e-3),
+    ],
+)
+def test_the_cpu_learning_rate_is_pixelcnns_only(variants, name, learning_rate):
+    c = pixelcnn.get_config(variants)
+    assert (c.model.name, c.learning_rate, c.num_steps) == (
+        name,
+        learning_rate,
+        2500 if "cpu" in variants else 200_000,
+    )
