@@ -10,6 +10,9 @@ batch, whatever ``P`` is.
 
 Evaluation batches cover a split exactly once, in order, with the last global
 batch padded with zeros and a boolean ``mask`` marking real examples.
+
+Both read a split's decoded arrays (``jaxgen.data.arrays``), not the TFDS
+records one by one: a batch costs an indexing instead of a decoding per image.
 """
 
 import math
@@ -19,8 +22,8 @@ from collections.abc import Iterator
 import grain
 import jax
 import numpy as np
-import tensorflow_datasets as tfds
 
+from jaxgen.data.arrays import split_arrays
 from jaxgen.data.builders import is_prepared
 from jaxgen.data.catalog import DatasetError, DatasetInfo, dataset_info
 from jaxgen.validation import ConfigError
@@ -50,14 +53,14 @@ class _Loader:
                 f"Run jaxgen.data.prepare({info.name!r}, data_dir=...) first: it reads the raw "
                 "files from JAXGEN_RAW_DIR (offline) or downloads them."
             )
-        self._source = tfds.data_source(info.name, split=split, data_dir=data_dir, download=False)
+        self._arrays = split_arrays(info, split, data_dir)
         self._info = info
         self._num_levels = num_levels
         self._binarize = binarize
         self._seed = seed
 
     def __len__(self) -> int:
-        return len(self._source)
+        return len(self._arrays["image"])
 
     def __call__(self, indices: np.ndarray, stream: int, epoch: int) -> dict[str, np.ndarray]:
         """Loads examples ``indices`` (-1 marks padding, returned as zeros).
@@ -74,11 +77,8 @@ class _Loader:
         mask = indices >= 0
         image = np.zeros((len(indices), *self._info.image_shape), np.int32)
         label = np.full(len(indices), -1, np.int32)
-        records = self._source.__getitems__([int(i) for i in indices[mask]])
-        if records:
-            image[mask] = np.stack([r["image"] for r in records])
-            if self._info.num_classes:
-                label[mask] = [r["label"] for r in records]
+        image[mask] = self._arrays["image"][indices[mask]]
+        label[mask] = self._arrays["label"][indices[mask]]
         if self._binarize == "dynamic":
             image[mask] = self._bernoulli(image[mask], indices[mask], stream, epoch)
         elif self._num_levels < self._info.num_levels:
