@@ -40,14 +40,15 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.curve_points = 5  # evaluations per training run (the training curves' points)
 
     c.steps = ConfigDict({name: config_dict.placeholder(int) for name in MODELS})
-    # About 8 min each on the 2-core VM (2026-11-21, from 7.7, 5.2, 2.3, 4.3, 3.7 and 3.9 min
-    # for 2000, 1000, 1200, 800, 10000 and 3000 steps).
-    c.steps.pixelcnn = 2100
-    c.steps.gated_pixelcnn = 1500
-    c.steps.row_lstm = 4000
-    c.steps.diagonal_bilstm = 1500
-    c.steps.vae = 20_000
-    c.steps.dcgan = 6000
+    # About 8 min each on a 2-core CPU VM: 430 s over each config's train step measured on
+    # 2026-12-02 (99, 147, 46, 175, 4.7 and 36 ms; the VAE's with the loop, whose input is a
+    # large part of a 3.5 ms step), the rest left for the periodic evaluations.
+    c.steps.pixelcnn = 4300
+    c.steps.gated_pixelcnn = 2900
+    c.steps.row_lstm = 9000
+    c.steps.diagonal_bilstm = 2400
+    c.steps.vae = 90_000
+    c.steps.dcgan = 11_000
 
     c.eval = ConfigDict()
     c.eval.num_samples = 2000  # N of the FID and mode coverage, the same for every model

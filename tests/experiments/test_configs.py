@@ -48,13 +48,14 @@ def test_unknown_variant_is_named():
 @pytest.mark.parametrize(
     "variants,name,learning_rate",
     [
-        ("cpu", "pixelcnn", 1e-2),  # the rate swept for PixelCNN
-        ("gated,cpu", "gated", 1e-3),  # Gated PixelCNN keeps the default, in either order
-        ("cpu,gated", "gated", 1e-3),
-        ("", "pixelcnn", 1e-3),
+        ("cpu", "pixelcnn", 1e-2),  # the rate swept for each model, in either order
+        ("gated,cpu", "gated", 1e-2),
+        ("cpu,gated", "gated", 1e-2),
+        ("", "pixelcnn", 1e-3),  # the paper-size configs keep the default
+        ("gated", "gated", 1e-3),
     ],
 )
-def test_the_cpu_learning_rate_is_pixelcnns_only(variants, name, learning_rate):
+def test_the_cpu_variant_sets_the_swept_learning_rate(variants, name, learning_rate):
     c = pixelcnn.get_config(variants)
     assert (c.model.name, c.learning_rate, c.num_steps) == (
         name,

@@ -12,12 +12,12 @@ from .ar_checks import dependency_matrix, fit, order, striped_batch
 from .precision_checks import check_bfloat16_passes, check_bfloat16_trains_like_float32
 
 
-def _model(levels=4, num_layers=2, features=24, head_features=48, num_classes=None):
+def _model(levels=4, num_layers=2, features=24, head_features=48, num_classes=None, kernel_size=3):
     return models.GatedPixelCNN(
         num_levels=levels,
         num_layers=num_layers,
         features=features,
-        kernel_size=3,
+        kernel_size=kernel_size,
         head_features=head_features,
         num_classes=num_classes,
     )
@@ -33,9 +33,12 @@ def test_gate_mask_gives_every_gate_the_group_of_its_unit():
     assert mask[0, 0].all() and not mask[0, 2].any()
 
 
-@pytest.mark.parametrize("channels,levels", [(1, 2), (3, 256)])
-def test_gated_pixelcnn_is_causal(channels, levels):
-    model = _model(levels)
+@pytest.mark.parametrize(
+    "channels,levels,kernel_size",
+    [(1, 2, 3), (3, 256, 3), (1, 2, 5)],  # kernel 5: the cpu config's (3x5 and 1x3 taps)
+)
+def test_gated_pixelcnn_is_causal(channels, levels, kernel_size):
+    model = _model(levels, kernel_size=kernel_size)
     x = jax.random.randint(jax.random.key(0), (1, 5, 5, channels), 0, levels)
     params = jax.jit(model.init)(jax.random.key(1), x)
     assert jax.eval_shape(model.apply, params, x).shape == (1, 5, 5, channels, levels)
