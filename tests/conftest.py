@@ -66,7 +66,8 @@ def prepared_tfds(
 
     Shared by every test and every xdist worker of one run: the first worker to
     get here prepares the data under a file lock, the others wait and reuse it.
-    Tests of preparation itself (tests/data, the first-run CLI test) use fresh folders.
+    tests/data checks its contents against the raw files; the tests that prepare
+    (tests/data/test_prepare.py, the first-run CLI test) use fresh folders.
     """
     from jaxgen import data
 

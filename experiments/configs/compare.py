@@ -41,8 +41,9 @@ def get_config(variants: str | None = None) -> ConfigDict:
 
     c.steps = ConfigDict({name: config_dict.placeholder(int) for name in MODELS})
     # About 8 min each on a 2-core CPU VM: 430 s over each config's train step measured on
-    # 2026-12-02 (99, 147, 46, 175, 4.7 and 36 ms; the VAE's with the loop, whose input is a
-    # large part of a 3.5 ms step), the rest left for the periodic evaluations.
+    # 2026-12-02 (99, 147, 46, 175, 4.7 and 36 ms; the VAE's in the loop), the rest left for
+    # the periodic evaluations. The run that followed trained 5.5, 6.2, 8.1, 7.0, 7.8 and
+    # 8.1 min (47 min for the whole command).
     c.steps.pixelcnn = 4300
     c.steps.gated_pixelcnn = 2900
     c.steps.row_lstm = 9000

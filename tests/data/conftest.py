@@ -66,9 +66,9 @@ def tfds_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
-def mnist_dir(tfds_dir: pathlib.Path, raw_dir: pathlib.Path) -> pathlib.Path:
-    data.prepare("mnist", data_dir=tfds_dir, raw_dir=raw_dir)
-    return tfds_dir
+def mnist_dir(prepared_tfds: pathlib.Path) -> pathlib.Path:
+    """The suite's shared folder, prepared from the raw files by ``data.prepare`` (conftest.py)."""
+    return prepared_tfds
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +78,9 @@ def fashion_mnist_dir(tfds_dir: pathlib.Path, raw_dir: pathlib.Path) -> pathlib.
 
 
 @pytest.fixture(scope="session")
-def binarized_mnist_dir(tfds_dir: pathlib.Path, raw_dir: pathlib.Path) -> pathlib.Path:
-    data.prepare("binarized_mnist", data_dir=tfds_dir, raw_dir=raw_dir)
-    return tfds_dir
+def binarized_mnist_dir(prepared_tfds: pathlib.Path) -> pathlib.Path:
+    """The suite's shared folder, prepared from the raw files by ``data.prepare`` (conftest.py)."""
+    return prepared_tfds
 
 
 @pytest.fixture(scope="session")
