@@ -13,7 +13,8 @@ What is measured, per model:
   parameters     trainable parameters (both players for the GAN).
   train time     wall-clock seconds of the training run, compilation and the
                  periodic evaluations included (``elapsed_s`` of its last train row).
-  test NLL       nats per image and bits/dim on the whole test split: exact for
+  test NLL       nats per image and bits/dim on the whole test split (on its first
+                 ``eval.test_max_examples`` images, if set: the tiny budget): exact for
                  the autoregressive models; the IWAE bound with K =
                  ``eval.iwae_samples`` for the VAE (an upper bound on the NLL), its
                  negative ELBO beside it; none for the GAN, which has no density.
@@ -179,6 +180,7 @@ def member_config(config: ConfigDict, name: str) -> ConfigDict:
         c.warmup_steps = min(c.warmup_steps, c.num_steps // 10)
     c.eval_every = c.checkpoint_every = max(1, c.num_steps // config.curve_points)
     c.log_every = min(c.log_every, c.eval_every)
+    c.test_max_examples = config.eval.test_max_examples
     if name == "vae":
         c.transfer.labels_per_class = ()  # the comparison needs no classifier transfer
         c.iwae_samples = config.eval.iwae_samples

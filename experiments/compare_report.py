@@ -112,10 +112,12 @@ def markdown(config: ConfigDict, rows: Sequence[Mapping[str, Any]]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     iwae = next((row["iwae_samples"] for row in rows if "iwae_samples" in row), None)
     vae_note = f"; for the VAE the IWAE bound with K = {iwae}, an upper bound on its NLL"
+    limit = config.eval.test_max_examples
+    test_images = "the whole test split" if limit is None else f"the first {limit} test images"
     lines += [
         "",
         "Notes:",
-        "- Test NLL is on the whole test split: exact for the autoregressive models"
+        f"- Test NLL is on {test_images}: exact for the autoregressive models"
         + (vae_note if iwae else "")
         + ". The GAN defines no density.",
         "- Train time is the wall clock of the training run, compilation and the periodic "

@@ -67,6 +67,7 @@ def _tiny(c: ConfigDict) -> None:
     c.log_every = 5
     c.eval_every = 10
     c.eval_max_examples = 32
+    c.test_max_examples = 256  # a smoke run: the test row says num_examples 256
     c.checkpoint_every = 10
     c.num_samples = 4
     c.interpolation_steps = 4

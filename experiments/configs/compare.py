@@ -57,6 +57,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.eval.classifier_steps = 1000  # the feature network (see jaxgen.metrics)
     c.eval.classifier_features = 128
     c.eval.iwae_samples = 1000  # K of the VAE's IWAE bound on the test split
+    c.eval.test_max_examples = config_dict.placeholder(int)  # None: the whole test split
     c.eval.timing_samples = 64  # images of the sampling-time columns
     c.eval.naive_timing_passes = 3  # naive time from this many network passes; None: a full run
     c.eval.num_completions = 8  # test images in the completions figure
@@ -76,6 +77,7 @@ def _tiny(c: ConfigDict) -> None:
     c.eval.classifier_steps = 20
     c.eval.classifier_features = 16
     c.eval.iwae_samples = 10
+    c.eval.test_max_examples = 256
     c.eval.timing_samples = 4
     c.eval.naive_timing_passes = 1
     c.eval.num_completions = 2

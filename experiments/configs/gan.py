@@ -1,7 +1,7 @@
 """DCGAN on MNIST (Radford et al., 2016): Adam 2e-4, beta1 0.5, batch 128, k = 1.
 
 Variants (combine with commas, e.g. ``gan.py:mlp,cpu``):
-  tiny  trains in seconds (tests, smoke runs): tiny nets, FID on 128 samples.
+  tiny  trains in seconds (tests, smoke runs): tiny nets, FID on 128 samples, 256 test images.
   cpu   a recognisable DCGAN in about ten minutes on a 2-core CPU; FID on 2,000 samples.
   mlp   the fully connected GAN of Goodfellow et al. (2014) instead of the DCGAN nets.
 
@@ -69,6 +69,7 @@ def _tiny(c: ConfigDict) -> None:
     c.log_every = 5
     c.eval_every = 10
     c.eval_max_examples = 64
+    c.test_max_examples = 256  # a smoke run: the test row says num_examples 256
     c.checkpoint_every = 10
     c.num_samples = 4
     c.interpolation_rows = 2

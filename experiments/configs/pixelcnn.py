@@ -3,10 +3,11 @@
 Variants (combine with commas, e.g. ``pixelcnn.py:tiny``):
   gated        Gated PixelCNN instead of PixelCNN (``pixelcnn.py:gated,tiny``).
   conditional  class-conditional Gated PixelCNN on dynamically binarized MNIST.
-  tiny         trains in seconds (tests, smoke runs).
+  tiny         trains in seconds (tests, smoke runs); tests on the first 256 test images.
   cpu          a meaningful model in about four minutes on a 2-core CPU.
 Periodic evaluations use the first ``eval_max_examples`` validation examples
-(None: all); the final test evaluation always uses the whole test split.
+(None: all); the final test evaluation the first ``test_max_examples`` test examples
+(None, every variant but ``tiny``: the whole test split).
 """
 
 from ml_collections import ConfigDict
@@ -54,6 +55,7 @@ def _tiny(c: ConfigDict) -> None:
     c.log_every = 5
     c.eval_every = 10
     c.eval_max_examples = 64
+    c.test_max_examples = 256  # a smoke run: the test row says num_examples 256
     c.checkpoint_every = 10
     c.num_samples = 4
 

@@ -52,7 +52,7 @@ def get_config(variants: str | None = None) -> ConfigDict:
         num_samples=64,  # prior samples and test images in the pictures
         lr_schedule="warmup_cosine",
         warmup_steps=1000,
-        eval_max_examples=1000,  # validation during training; the test split is always full
+        eval_max_examples=1000,  # validation during training; the test split is full
     )
     c.manifold_size = 20  # n x n grid of the latent manifold (dimensions 0 and 1 of z)
     c.edit_dim = 0  # dimension of z varied in the latent-editing picture
@@ -82,6 +82,7 @@ def _tiny(c: ConfigDict) -> None:
     c.log_every = 5
     c.eval_every = 10
     c.eval_max_examples = 32
+    c.test_max_examples = 256  # a smoke run: the test row says num_examples 256
     c.checkpoint_every = 10
     c.num_samples = 4
     c.manifold_size = 4

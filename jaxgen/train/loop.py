@@ -8,7 +8,7 @@ data, keys, sharding, optimizer, checkpoints, evaluation, logging.
         state, metrics = train_step(state, batch, train_key)  # fold_in(train_key, step) inside
         log every log_every; evaluate every eval_every (and ``task.evaluate_samples``);
     checkpoint every checkpoint_every
-    evaluate on the (whole) test split, write samples, save the final checkpoint
+    evaluate on the test split (all of it by default), write samples, save the final checkpoint
 
 Resuming from the latest checkpoint therefore replays exactly the batches and
 random numbers of an uninterrupted run. Every train and eval row carries
@@ -126,10 +126,9 @@ def check_config(config: ConfigDict) -> None:
         )
     if config.ema_decay is not None and not 0.0 < config.ema_decay < 1.0:
         raise ConfigError(f"ema_decay={config.ema_decay} must be in (0, 1), or None for no EMA.")
-    if config.eval_max_examples is not None and config.eval_max_examples < 1:
-        raise ConfigError(
-            f"eval_max_examples={config.eval_max_examples} must be positive, or None (full split)."
-        )
+    for name in ("eval_max_examples", "test_max_examples"):
+        if config[name] is not None and config[name] < 1:
+            raise ConfigError(f"{name}={config[name]} must be positive, or None (full split).")
     if config.num_samples % jax.process_count():  # each process shows its share of the examples
         raise ConfigError(
             f"num_samples={config.num_samples} must be divisible by the number of processes, "
@@ -340,9 +339,8 @@ def train_and_evaluate(
                     tick = time.perf_counter()  # examples/s measures training only
             bar.close()
             batches.close()
-            # The test split is always evaluated in full.
             train_seconds = elapsed()
-            split = split_batches(config, info.test_split)
+            split = split_batches(config, info.test_split, config.test_max_examples)
             row = evaluate(eval_step, state.eval_params, split, rng.eval, mesh)
             row = writer.write(config.num_steps, "test", row)
         if task.write_samples is not None:

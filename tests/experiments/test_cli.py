@@ -58,7 +58,7 @@ def test_tiny_run_writes_metrics_checkpoint_and_pictures(tiny_run):
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert {row["split"] for row in rows} == {"train", "eval", "test"}
     (test,) = [row for row in rows if row["split"] == "test"]
-    assert test["num_examples"] == 10_000
+    assert test["num_examples"] == 256  # --config.test_max_examples of the tiny config
     assert 0 < test["nll_nats"] < 784 * 0.7  # better than a fair coin per pixel
     # Both are float32 averages over the split: equal to float32 rounding.
     assert test["bits_per_dim"] == pytest.approx(

@@ -80,6 +80,7 @@ def test_tiny_compare_reports_every_family_and_reuses_finished_models(
         assert by_name[name]["naive_sample_seconds"] > by_name[name]["sample_seconds"]
 
     report = (workdir / "report.md").read_text()
+    assert "- Test NLL is on the first 256 test images: exact" in report  # the tiny budget
     table = _table(report)
     assert [row[0] for row in table] == [
         "Test images (the floor)",
@@ -132,6 +133,7 @@ def test_member_configs_share_the_dataset_seed_and_evaluation(budget):
         steps = config.steps[name]
         assert c.num_steps == (steps if steps is not None else c.num_steps)
         assert c.num_steps // c.eval_every == config.curve_points
+        assert c.test_max_examples == (256 if budget == "tiny" else None)  # None: whole split
     vae = compare.member_config(config, "vae")
     assert vae.transfer.labels_per_class == ()
     assert vae.model.likelihood == "discretized_logistic"  # 256 levels

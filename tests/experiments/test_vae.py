@@ -76,7 +76,7 @@ def test_vae_logs_elbo_and_iwae(vae_run):
     assert {"loss", "elbo", "kl", "log_likelihood", "beta"} <= set(train[0])
     assert train[0]["beta"] < 1.0 == train[-1]["beta"]  # KL warm-up in the tiny config
     (test,) = [r for r in rows if r["split"] == "test" and "iwae" in r]
-    assert test["num_examples"] == 10_000 and test["iwae_samples"] == 10
+    assert test["num_examples"] == 256 and test["iwae_samples"] == 10  # tiny: 256 test images
     assert test["nll_nats"] == pytest.approx(-test["iwae"])
     assert test["bits_per_dim"] == pytest.approx(test["nll_nats"] / (784 * 0.6931471805599453))
     assert test["elbo"] == pytest.approx(test["log_likelihood"] - test["kl"], rel=1e-5)
@@ -106,7 +106,7 @@ def test_transfer_accuracies_are_logged(run, request):
 def test_autoencoder_logs_reconstruction_error_and_pictures(autoencoder_run):
     rows = _rows(autoencoder_run)
     (test,) = [r for r in rows if r["split"] == "test" and "mse" in r]
-    assert test["num_examples"] == 10_000
+    assert test["num_examples"] == 256  # the tiny config's test_max_examples
     assert test["loss"] == pytest.approx(784 * test["mse"], rel=1e-5)
     names = sorted(p.name for p in (autoencoder_run / "samples").glob("*.png"))
     assert names == ["step0000010_interpolation.png", "step0000010_reconstructions.png"]

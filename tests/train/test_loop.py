@@ -8,6 +8,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from experiments.configs.pixelcnn import get_config
 from jaxgen import data, losses, parallel, tasks
 from jaxgen.train import evaluate, loop, make_eval_step, split_batches
 from tests.train.helpers import load_params, metric_rows
@@ -152,6 +153,20 @@ def test_evaluate_averages_exactly_over_a_padded_last_batch(config):
         np.testing.assert_allclose(
             result["bits_per_dim"], np.mean(losses.bits_per_dim(nll, 28 * 28)), rtol=1e-6
         )
+
+
+def test_the_test_split_is_whole_unless_test_max_examples_says_otherwise(config):
+    counts = {}
+    for limit in (None, 300):
+        config.test_max_examples = limit
+        batches = split_batches(config, "test", config.test_max_examples)
+        counts[limit] = sum(int(batch["mask"].sum()) for batch in batches)
+    assert counts == {None: 10_000, 300: 300}
+    for variants in ("", "cpu", "gated", "conditional"):  # every reported number: the whole split
+        assert get_config(variants).test_max_examples is None
+    config.test_max_examples = 0
+    with pytest.raises(ValueError, match="test_max_examples=0 must be positive, or None"):
+        loop.check_config(config)
 
 
 def test_evaluate_takes_any_batches_and_fetches_from_the_device_once(monkeypatch):
