@@ -140,6 +140,7 @@ def nll_row(args: argparse.Namespace, images_per_s: float, workdir: pathlib.Path
         "num_steps": test["step"],
         "train_seconds_budget": args.train_seconds,
         "run_elapsed_s": [row for row in rows if row["split"] == "train"][-1]["elapsed_s"],
+        "test_examples": test["num_examples"],  # the whole split; 256 with --smoke (tiny)
         "test_nll_nats": test["nll_nats"],
         "test_bits_per_dim": test["bits_per_dim"],
     }
@@ -192,11 +193,11 @@ def markdown(results: dict) -> str:
     n = results["nll"]
     lines += [
         "",
-        "| time-bounded run | dataset | steps x batch | run s (budget) | test NLL (nats) "
-        "| bits/dim |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| time-bounded run | dataset | steps x batch | run s (budget) | test images "
+        "| test NLL (nats) | bits/dim |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
         f"| {n['model']} | {n['dataset']} | {n['num_steps']} x {n['batch_size']} "
-        f"| {n['run_elapsed_s']:.0f} ({n['train_seconds_budget']:.0f}) "
+        f"| {n['run_elapsed_s']:.0f} ({n['train_seconds_budget']:.0f}) | {n['test_examples']} "
         f"| {n['test_nll_nats']:.2f} | {n['test_bits_per_dim']:.4f} |",
     ]
     if results["dtypes_missing"]:

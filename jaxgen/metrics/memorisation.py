@@ -116,20 +116,19 @@ def nearest_training_neighbours(
             f"image shape; got {[np.shape(x) for x in (samples, train_images, test_images)]}."
         )
     memorised_fraction(np.zeros(1), np.zeros(1), quantile)  # checks the quantile up front
-    pixels = [to_unit_range(x, num_levels).reshape(len(x), -1) for x in (samples, test_images)]
+    queries = np.concatenate([samples, test_images])  # one pass over the training set for both
+    n = len(samples)
     train_pixels = to_unit_range(train_images, num_levels).reshape(len(train_images), -1)
-    (pixel_index, pixel_distance), (_, test_pixel) = (
-        nearest_neighbours(x, train_pixels) for x in pixels
+    pixel_index, pixel_distance = nearest_neighbours(
+        to_unit_range(queries, num_levels).reshape(len(queries), -1), train_pixels
     )
     feature = (None, None, None)
     if feature_fn is not None:
         if train_features is None:
             train_features = compute_features(feature_fn, train_images, num_levels, batch_size)
-        (feature_index, feature_distance), (_, test_feature) = (
-            nearest_neighbours(
-                compute_features(feature_fn, x, num_levels, batch_size), train_features
-            )
-            for x in (samples, test_images)
-        )
-        feature = (feature_index, feature_distance, test_feature)
-    return TrainingNeighbours(pixel_index, pixel_distance, test_pixel, *feature, quantile=quantile)
+        query_features = compute_features(feature_fn, queries, num_levels, batch_size)
+        feature_index, feature_distance = nearest_neighbours(query_features, train_features)
+        feature = (feature_index[:n], feature_distance[:n], feature_distance[n:])
+    return TrainingNeighbours(
+        pixel_index[:n], pixel_distance[:n], pixel_distance[n:], *feature, quantile=quantile
+    )

@@ -57,6 +57,7 @@ def test_smoke_run_writes_every_row(tmp_path, prepared_tfds):
     assert set(results["matmul_tflop_per_s"]) == {f"{d} 256x256" for d in gpu_check.DTYPES}
     nll = results["nll"]
     assert nll["dataset"] == "binarized_mnist" and nll["num_steps"] >= 1
+    assert nll["test_examples"] == 256  # the tiny config's; the GPU run: the whole split
     # A barely trained binary model: below the uniform model's 784 log 2 nats, above 0.
     assert 0 < nll["test_nll_nats"] < 784 * math.log(2) + 1
     assert all(math.isfinite(x) and x > 0 for x in _numbers(results))
