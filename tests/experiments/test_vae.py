@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from jaxgen import viz
-from tests.conftest import REPO
+from tests.conftest import REPO, xla_flags
 
 VAE_PICTURES = (
     "prior_mean",
@@ -51,7 +51,12 @@ def _rows(workdir: pathlib.Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def env(prepared_tfds, raw_dir) -> dict:
-    return {**os.environ, "TFDS_DATA_DIR": str(prepared_tfds), "JAXGEN_RAW_DIR": str(raw_dir)}
+    return {  # one CPU device, as users run
+        **os.environ,
+        "XLA_FLAGS": xla_flags(),
+        "TFDS_DATA_DIR": str(prepared_tfds),
+        "JAXGEN_RAW_DIR": str(raw_dir),
+    }
 
 
 @pytest.fixture(scope="module")
