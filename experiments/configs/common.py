@@ -42,7 +42,6 @@ def train_config(
     lr_schedule: str = "constant",
     warmup_steps: int = 0,
     eval_max_examples: int | None = None,
-    test_max_examples: int | None = None,
 ) -> ConfigDict:
     """Adds the optimizer, logging and checkpoint keys every experiment has to ``c``.
 
@@ -59,15 +58,14 @@ def train_config(
       lr_schedule: ``constant`` or ``warmup_cosine``.
       warmup_steps: steps of linear warm-up of ``warmup_cosine``.
       eval_max_examples: examples of each periodic evaluation; None: the full split.
-      test_max_examples: examples of the final test evaluation; None (the default, for
-        every reported number): the full test split. The test row's ``num_examples``
-        says how many were used.
 
     Returns:
       ``c``, with ``seed`` (0), ``batch_size``, ``num_steps``, ``optimizer``,
       ``learning_rate``, ``lr_schedule``, ``warmup_steps``, ``grad_clip_norm``,
       ``ema_decay`` (None: no parameter EMA), ``log_every``, ``eval_every``,
-      ``eval_max_examples``, ``test_max_examples``, ``checkpoint_every``, ``keep_checkpoints`` (3),
+      ``eval_max_examples``, ``test_max_examples`` (examples of the final test
+      evaluation; None, for every reported number: the whole test split; the test row's
+      ``num_examples`` says how many), ``checkpoint_every``, ``keep_checkpoints`` (3),
       ``max_nonfinite_steps`` (10 skipped non-finite updates in a row stop the
       run), ``num_samples`` and ``allow_schedule_change`` (False: resuming a
       checkpoint with a config whose learning-rate schedule differs for the
@@ -89,7 +87,6 @@ def train_config(
     c.eval_max_examples = config_dict.placeholder(int)
     c.eval_max_examples = eval_max_examples
     c.test_max_examples = config_dict.placeholder(int)
-    c.test_max_examples = test_max_examples
     c.checkpoint_every = eval_every
     c.keep_checkpoints = 3
     c.max_nonfinite_steps = 10
