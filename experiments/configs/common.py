@@ -6,6 +6,9 @@ from ml_collections import ConfigDict, config_dict
 
 from jaxgen.validation import ConfigError
 
+# test_max_examples of every ``tiny`` variant: smoke runs and tests, labelled in the test row.
+TINY_TEST_EXAMPLES = 256
+
 
 def data_config(dataset: str, num_levels: int, binarize: str = "none") -> ConfigDict:
     """A new config holding the data keys every experiment has.

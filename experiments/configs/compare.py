@@ -16,7 +16,7 @@ The budget is the variant (default ``cpu_hour``):
 
 from ml_collections import ConfigDict, config_dict
 
-from experiments.configs.common import apply_variants
+from experiments.configs.common import TINY_TEST_EXAMPLES, apply_variants
 
 MODELS = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm", "vae", "dcgan")
 
@@ -77,7 +77,7 @@ def _tiny(c: ConfigDict) -> None:
     c.eval.classifier_steps = 20
     c.eval.classifier_features = 16
     c.eval.iwae_samples = 10
-    c.eval.test_max_examples = 256
+    c.eval.test_max_examples = TINY_TEST_EXAMPLES
     c.eval.timing_samples = 4
     c.eval.naive_timing_passes = 1
     c.eval.num_completions = 2

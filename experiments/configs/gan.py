@@ -11,7 +11,7 @@ each use a fresh minibatch of ``batch_size // k`` images.
 
 from ml_collections import ConfigDict, config_dict
 
-from experiments.configs.common import apply_variants, data_config, train_config
+from experiments.configs.common import TINY_TEST_EXAMPLES, apply_variants, data_config, train_config
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -69,7 +69,7 @@ def _tiny(c: ConfigDict) -> None:
     c.log_every = 5
     c.eval_every = 10
     c.eval_max_examples = 64
-    c.test_max_examples = 256  # a smoke run: the test row says num_examples 256
+    c.test_max_examples = TINY_TEST_EXAMPLES
     c.checkpoint_every = 10
     c.num_samples = 4
     c.interpolation_rows = 2

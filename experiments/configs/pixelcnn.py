@@ -12,7 +12,7 @@ Periodic evaluations use the first ``eval_max_examples`` validation examples
 
 from ml_collections import ConfigDict
 
-from experiments.configs.common import apply_variants, data_config, train_config
+from experiments.configs.common import TINY_TEST_EXAMPLES, apply_variants, data_config, train_config
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -55,7 +55,7 @@ def _tiny(c: ConfigDict) -> None:
     c.log_every = 5
     c.eval_every = 10
     c.eval_max_examples = 64
-    c.test_max_examples = 256  # a smoke run: the test row says num_examples 256
+    c.test_max_examples = TINY_TEST_EXAMPLES
     c.checkpoint_every = 10
     c.num_samples = 4
 

@@ -15,7 +15,7 @@ Variants (combine with commas, e.g. ``vae.py:tiny``):
 
 from ml_collections import ConfigDict, config_dict
 
-from experiments.configs.common import apply_variants, data_config, train_config
+from experiments.configs.common import TINY_TEST_EXAMPLES, apply_variants, data_config, train_config
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -82,7 +82,7 @@ def _tiny(c: ConfigDict) -> None:
     c.log_every = 5
     c.eval_every = 10
     c.eval_max_examples = 32
-    c.test_max_examples = 256  # a smoke run: the test row says num_examples 256
+    c.test_max_examples = TINY_TEST_EXAMPLES
     c.checkpoint_every = 10
     c.num_samples = 4
     c.manifold_size = 4

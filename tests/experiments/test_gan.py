@@ -11,9 +11,8 @@ import numpy as np
 from PIL import Image
 
 from jaxgen import viz
-from tests.conftest import xla_flags
+from tests.conftest import REPO, xla_flags
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = "--config=experiments/configs/gan.py:tiny"
 
 
