@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jaxgen.levels import to_signed
 from jaxgen.nn import MaskedConv2D
 from jaxgen.nn import cache as cache_lib
-from jaxgen.nn.conv import Conv1x1, compute_dtype
+from jaxgen.nn.conv import Conv1x1, PaddedConv2D, compute_dtype
 from jaxgen.nn.gated import MaskedGateConv2D, gated_activation
 from jaxgen.validation import ConfigError, check_images, check_sizes
 
@@ -107,7 +107,7 @@ class GatedPixelCNN(nn.Module):
         conv = functools.partial(MaskedConv2D, num_channels=c, dtype=dtype)
         v = h = to_signed(x, self.num_levels).astype(dtype)
         for k in range(self.num_layers):
-            v_pre = nn.Conv(
+            v_pre = PaddedConv2D(
                 2 * p,
                 (rows, n),
                 padding=((rows - 1, 0), (n // 2, n // 2)),

@@ -10,7 +10,7 @@ pixel there and reads the window around it. When a row is finished,
 image are zeros, the convolution's zero padding.
 
 Functions here take a layer's parameter dict (``{"kernel", "bias"}`` as created
-by ``MaskedConv2D``, ``MaskedGateConv2D`` or ``nn.Conv``) so a model can replay
+by ``MaskedConv2D``, ``MaskedGateConv2D`` or ``PaddedConv2D``) so a model can replay
 its forward pass at one pixel from its own parameters.
 """
 

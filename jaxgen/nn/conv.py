@@ -20,24 +20,41 @@ every row below its centre and, when it is one row tall, right of its centre.
   feature axis (im2col) and one 2-D product. XLA's CPU kernel gradient of these
   convolutions is slow (1x2 taps 128->256 on [32, 28, 28]: 64 ms, 30 ms as the
   im2col product; 7x7 mask A 1->256: fwd+bwd 170 ms instead of 300). Taller
-  kernels over many features stay a convolution: there XLA's convolution was as
-  fast as every product form tried (im2col, per-tap products, flattened shifts).
+  kernels over many features stay a convolution forward: there XLA's convolution
+  was as fast as every product form tried (im2col, per-tap products, flattened
+  shifts).
+* on CPU, the kernel gradient of those convolutions (and of the Gated
+  PixelCNN's vertical stack, ``PaddedConv2D``) over at least
+  ``TAP_GRADIENT_MIN_FEATURES`` input features: one 2-D product per tap
+  (``padded_conv``, a custom JVP). XLA computes it as a convolution with a
+  28x28 window, which is slow on CPU (2x3 taps on [32, 28, 28], fwd+bwd:
+  128->128 119 ms, 82 ms with per-tap products; 128->256 235 ms, 141 ms; 16->16
+  3.7 ms, 3.9 ms, so small layers keep XLA's).
 
 The results equal ``lax.conv_general_dilated`` with "SAME" padding on the full
 kernel up to float rounding. On GPU/TPU every kernel taller than one tap stays a
-convolution (cuDNN and the TPU convolution units are fast there); the 1x1 product
+convolution with XLA's gradients (cuDNN and the TPU convolution units are fast
+there); the 1x1 product
 is what ``nn.Dense`` computes on every backend.
 """
+
+import functools
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from jaxgen.validation import ConfigError
 
 # On CPU, kernels whose contraction (taps x F_in) is at most this are an im2col product.
 IM2COL_MAX_CONTRACTION = 64
+# On CPU, convolutions over at least this many input features get their kernel gradient
+# as one product per tap.
+TAP_GRADIENT_MIN_FEATURES = 32
+
+Padding = tuple[tuple[int, int], tuple[int, int]]
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
@@ -62,7 +79,7 @@ def causal_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
         kernel, padding = kernel[: kh // 2 + 1], ((kh // 2, 0), (kw // 2, kw // 2))
     if jax.default_backend() == "cpu" and _use_im2col(*kernel.shape[:3]):
         return _im2col_conv(x, kernel, padding)
-    return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DIMENSIONS)
+    return padded_conv(x, kernel, padding)
 
 
 def _use_im2col(rows: int, cols: int, fin: int) -> bool:
@@ -70,17 +87,71 @@ def _use_im2col(rows: int, cols: int, fin: int) -> bool:
     return rows == 1 or rows * cols * fin <= IM2COL_MAX_CONTRACTION
 
 
-def _im2col_conv(
-    x: jax.Array, kernel: jax.Array, padding: tuple[tuple[int, int], tuple[int, int]]
-) -> jax.Array:
+def _im2col_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
     """A "VALID" convolution of ``x`` padded by ``padding``, as one product of patches."""
     rows, cols, fin, fout = kernel.shape
-    _, h, w, _ = x.shape
-    padded = jnp.pad(x, ((0, 0), *padding, (0, 0)))
-    patches = jnp.concatenate(
-        [padded[:, r : r + h, c : c + w] for r in range(rows) for c in range(cols)], axis=-1
-    )
+    patches = jnp.concatenate(_taps(x, rows, cols, padding), axis=-1)
     return feature_product(patches, kernel.reshape(rows * cols * fin, fout))
+
+
+def _taps(x: jax.Array, rows: int, cols: int, padding: Padding) -> list[jax.Array]:
+    """The input under each of ``rows`` x ``cols`` taps, row-major, for a "VALID"
+    convolution of ``x`` padded by ``padding``: float [B, H', W', F_in] each."""
+    _, h, w, _ = x.shape
+    (top, bottom), (left, right) = padding
+    h, w = h + top + bottom - rows + 1, w + left + right - cols + 1
+    padded = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+    return [padded[:, r : r + h, c : c + w] for r in range(rows) for c in range(cols)]
+
+
+def padded_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    """A "VALID" convolution of ``x`` zero-padded by ``padding``.
+
+    On CPU, over at least ``TAP_GRADIENT_MIN_FEATURES`` input features, its kernel
+    gradient is one 2-D product per tap; elsewhere (and for the input gradient) it
+    is XLA's.
+
+    Args:
+      x: float [B, H, W, F_in].
+      kernel: float [kh, kw, F_in, F_out].
+      padding: ((top, bottom), (left, right)) zeros added around ``x``.
+
+    Returns:
+      float [B, H + top + bottom - kh + 1, W + left + right - kw + 1, F_out].
+    """
+    if jax.default_backend() == "cpu" and kernel.shape[2] >= TAP_GRADIENT_MIN_FEATURES:
+        return _conv_with_tap_gradient(x, kernel, padding)
+    return _conv(x, kernel, padding)
+
+
+def _conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DIMENSIONS)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _conv_with_tap_gradient(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    """``_conv`` whose tangent in the kernel is a sum of per-tap products, so that its
+    transpose (the kernel gradient) is one 2-D product per tap."""
+    return _conv(x, kernel, padding)
+
+
+def _conv_with_tap_gradient_jvp(
+    padding: Padding, primals: tuple[jax.Array, jax.Array], tangents: tuple
+) -> tuple[jax.Array, jax.Array]:
+    x, kernel = primals
+    dx, dkernel = tangents
+    y = _conv(x, kernel, padding)
+    dy = jnp.zeros_like(y)
+    if not isinstance(dx, SymbolicZero):
+        dy = dy + _conv(dx, kernel, padding)
+    if not isinstance(dkernel, SymbolicZero):
+        rows, cols, fin, fout = kernel.shape
+        taps = zip(_taps(x, rows, cols, padding), dkernel.reshape(-1, fin, fout), strict=True)
+        dy = dy + sum(feature_product(tap, k) for tap, k in taps)
+    return y, dy
+
+
+_conv_with_tap_gradient.defjvp(_conv_with_tap_gradient_jvp, symbolic_zeros=True)
 
 
 def feature_product(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -115,6 +186,34 @@ class Conv1x1(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x = x.astype(self.dtype)
         return feature_product(x, kernel[0, 0].astype(self.dtype)) + bias.astype(self.dtype)
+
+
+class PaddedConv2D(nn.Module):
+    """An unmasked convolution with explicit zero padding, through ``padded_conv``.
+
+    Computes ``nn.Conv(features, kernel_size, padding=padding, dtype=dtype)`` with the
+    same params (``kernel`` [kh, kw, F_in, F_out], ``bias`` [F_out]).
+
+    Attributes:
+      features: output features F_out.
+      kernel_size: (kh, kw).
+      padding: ((top, bottom), (left, right)).
+      dtype: dtype of the computation; the params stay float32.
+    """
+
+    features: int
+    kernel_size: tuple[int, int]
+    padding: Padding
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """float [B, H, W, F_in] -> [B, H', W', F_out] in ``dtype`` (see ``padded_conv``)."""
+        shape = (*self.kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        y = padded_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.padding)
+        return y + bias.astype(self.dtype)
 
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

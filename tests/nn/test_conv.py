@@ -10,7 +10,14 @@ from jax import lax
 
 from jaxgen import models
 from jaxgen.nn import conv_mask
-from jaxgen.nn.conv import IM2COL_MAX_CONTRACTION, Conv1x1, causal_conv
+from jaxgen.nn.conv import (
+    IM2COL_MAX_CONTRACTION,
+    TAP_GRADIENT_MIN_FEATURES,
+    Conv1x1,
+    PaddedConv2D,
+    causal_conv,
+    padded_conv,
+)
 from jaxgen.validation import ConfigError
 
 
@@ -20,11 +27,14 @@ def _reference(x, kernel):
     )
 
 
-# (kh, kw, F_in, F_out, mask): 1x1 product, top-rows conv, one-row conv, im2col (small F_in).
+# (kh, kw, F_in, F_out, mask): 1x1 product, top-rows conv (with XLA's kernel gradient, then
+# with per-tap products), one-row conv, im2col (small F_in).
 CASES = [
     (1, 1, 8, 6, "B"),
     (3, 3, 12, 7, "B"),
     (5, 5, 20, 10, "B"),
+    (3, 3, 32, 7, "B"),
+    (5, 5, 48, 6, "B"),
     (1, 3, 6, 8, "A"),
     (1, 5, 30, 12, "B"),
     (7, 7, 1, 9, "A"),
@@ -57,6 +67,78 @@ def test_im2col_is_used_for_one_row_kernels_and_short_contractions():
         assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
     jaxpr = str(jax.make_jaxpr(causal_conv)(jnp.ones((1, 5, 5, 16)), jnp.ones((3, 3, 16, 4))))
     assert "conv_general_dilated" in jaxpr
+
+
+def _primitive_count(jaxpr, name: str) -> int:
+    return sum(eqn.primitive.name == name for eqn in jaxpr.eqns)
+
+
+def test_wide_convolutions_get_their_kernel_gradient_as_products():
+    """On CPU the kernel gradient of a convolution over >= TAP_GRADIENT_MIN_FEATURES inputs is
+    one 2-D product per tap: only the forward is a convolution. Narrower ones keep XLA's
+    (a second convolution, with an H x W window)."""
+    padding = ((1, 0), (1, 1))
+    for fin, convolutions, products in [(TAP_GRADIENT_MIN_FEATURES, 1, 6), (16, 2, 0)]:
+        x, kernel = jnp.ones((2, 6, 6, fin)), jnp.ones((2, 3, fin, 4))
+        grad = jax.grad(lambda k, x=x: padded_conv(x, k, padding).sum())
+        jaxpr = jax.make_jaxpr(grad)(kernel).jaxpr
+        assert _primitive_count(jaxpr, "conv_general_dilated") == convolutions
+        assert _primitive_count(jaxpr, "dot_general") == products
+
+
+def test_padded_conv_has_forward_and_reverse_derivatives_that_agree():
+    """The custom derivative serves jacfwd (the causality Jacobians) as well as grad."""
+    x = jax.random.normal(jax.random.key(0), (1, 3, 3, TAP_GRADIENT_MIN_FEATURES))
+    kernel = jax.random.normal(jax.random.key(1), (2, 3, TAP_GRADIENT_MIN_FEATURES, 2))
+    padding = ((1, 0), (1, 1))
+    for argnum in (0, 1):
+        f = lambda *a: padded_conv(*a, padding)  # noqa: E731
+        forward = jax.jacfwd(f, argnums=argnum)(x, kernel)
+        reverse = jax.jacrev(f, argnums=argnum)(x, kernel)
+        np.testing.assert_allclose(forward, reverse, rtol=1e-5, atol=1e-5)
+        assert float(jnp.abs(forward).max()) > 0.1
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        models.PixelCNN(num_levels=2, num_layers=1, features=TAP_GRADIENT_MIN_FEATURES),
+        models.GatedPixelCNN(num_levels=2, num_layers=2, features=TAP_GRADIENT_MIN_FEATURES),
+    ],
+    ids=["pixelcnn", "gated"],
+)
+def test_model_gradients_are_the_same_with_per_tap_kernel_gradients(model, monkeypatch):
+    """Whole-model param gradients (PixelCNN's 3x3 and the Gated vertical stack over
+    TAP_GRADIENT_MIN_FEATURES inputs) equal those of XLA's kernel gradient."""
+    x = jax.random.bernoulli(jax.random.key(0), 0.5, (2, 6, 6, 1)).astype(jnp.int32)
+    params = model.init(jax.random.key(1), x)
+    loss = lambda p: jnp.sum(jnp.tanh(model.apply(p, x)))  # noqa: E731
+    convolutions = lambda: str(jax.make_jaxpr(jax.grad(loss))(params)).count("conv_general")  # noqa: E731
+    per_tap, per_tap_convolutions = jax.jit(jax.grad(loss))(params), convolutions()
+    monkeypatch.setattr("jaxgen.nn.conv.TAP_GRADIENT_MIN_FEATURES", 10**9)
+    xla, xla_convolutions = jax.jit(jax.grad(loss))(params), convolutions()
+    assert per_tap_convolutions < xla_convolutions
+    for a, b in zip(jax.tree.leaves(per_tap), jax.tree.leaves(xla), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()) + 1e-7)
+
+
+@pytest.mark.parametrize("fin", [4, TAP_GRADIENT_MIN_FEATURES + 8])
+def test_padded_conv2d_matches_flax_conv_with_the_same_params(fin):
+    """The Gated PixelCNN's vertical convolution: values, input and param gradients."""
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, fin))
+    kwargs = dict(features=7, kernel_size=(2, 3), padding=((1, 0), (1, 1)))
+    params = nn.Conv(**kwargs).init(jax.random.key(1), x)
+    params = jax.tree.map(lambda v: v + 0.5, params)  # a non-zero bias
+    shapes = jax.tree.map(jnp.shape, PaddedConv2D(**kwargs).init(jax.random.key(1), x))
+    assert shapes == jax.tree.map(jnp.shape, params)
+
+    def loss(module, p, x):
+        return jnp.sum(jnp.tanh(module.apply(p, x)))
+
+    fast = jax.value_and_grad(loss, argnums=(1, 2))(PaddedConv2D(**kwargs), params, x)
+    slow = jax.value_and_grad(loss, argnums=(1, 2))(nn.Conv(**kwargs), params, x)
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(slow), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()))
 
 
 def _dot_operand_ranks(jaxpr) -> set[int]:
