@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 # Offline raw data: ../shared/data/raw when it exists (override with JAXGEN_RAW_DIR=...).
 JAXGEN_RAW_DIR ?= $(if $(wildcard ../shared/data/raw),$(abspath ../shared/data/raw),)
 export JAXGEN_RAW_DIR
-WORKDIR ?= runs/pixelcnn_cpu
+WORKDIR ?= runs/gated_pixelcnn_cpu
+# The main job: Gated PixelCNN's cpu variant at 1,500 steps (85.10 nats in 4.5 min of training on
+# a 2-core Xeon; PixelCNN's cpu variant gave 90.85 in 3.9 min, see the README's results).
+MAIN_CONFIG := experiments/configs/pixelcnn.py:gated,cpu --config.num_steps=1500
 
 .PHONY: main test compare venv lint coverage gpu-check
 
@@ -18,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 main: venv
-	$(BIN)/python -m experiments.pixelcnn --workdir $(WORKDIR) --config=experiments/configs/pixelcnn.py:cpu
+	$(BIN)/python -m experiments.pixelcnn --workdir $(WORKDIR) --config=$(MAIN_CONFIG)
 
 # Every family on binarized MNIST under the cpu_hour budget (about an hour on a 2-core CPU).
 compare: venv
