@@ -34,8 +34,7 @@ every row below its centre and, when it is one row tall, right of its centre.
 The results equal ``lax.conv_general_dilated`` with "SAME" padding on the full
 kernel up to float rounding. On GPU/TPU every kernel taller than one tap stays a
 convolution with XLA's gradients (cuDNN and the TPU convolution units are fast
-there); the 1x1 product
-is what ``nn.Dense`` computes on every backend.
+there); the 1x1 product is what ``nn.Dense`` computes on every backend.
 """
 
 import functools
