@@ -86,6 +86,27 @@ def test_wide_convolutions_get_their_kernel_gradient_as_products():
         assert _primitive_count(jaxpr, "dot_general") == products
 
 
+@pytest.mark.parametrize("fin", [16, TAP_GRADIENT_MIN_FEATURES])
+def test_causal_conv_ignores_the_centre_row_right_of_the_centre(fin):
+    """Tall kernels: the taps right of the centre in the centre row (zero in every causal
+    mask) are set to zero, their kernel gradient is exactly zero, and on CPU over
+    TAP_GRADIENT_MIN_FEATURES inputs the per-tap products skip them (5 of the 2 x 3 taps)."""
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, fin))
+    kernel = jax.random.normal(jax.random.key(1), (3, 3, fin, 4))
+    causal = kernel * conv_mask((3, 3), fin, 4, 1, "B")
+    np.testing.assert_array_equal(
+        causal_conv(x, kernel), causal_conv(x, causal.at[2].set(9.0).at[1, 2].set(9.0))
+    )
+    grad = jax.grad(lambda k: jnp.sum(jnp.tanh(causal_conv(x, k))))(kernel)
+    np.testing.assert_array_equal(grad[1, 2], 0.0)
+    np.testing.assert_array_equal(grad[2], 0.0)
+    live = jnp.concatenate([grad[0], grad[1, :2]])  # the 5 causal taps
+    assert float(jnp.abs(live).max(axis=(1, 2)).min()) > 1e-3
+    jaxpr = jax.make_jaxpr(jax.grad(lambda k: causal_conv(x, k).sum()))(kernel).jaxpr
+    products = 5 if fin >= TAP_GRADIENT_MIN_FEATURES else 0
+    assert _primitive_count(jaxpr, "dot_general") == products
+
+
 def test_padded_conv_has_forward_and_reverse_derivatives_that_agree():
     """The custom derivative serves jacfwd (the causality Jacobians) as well as grad."""
     x = jax.random.normal(jax.random.key(0), (1, 3, 3, TAP_GRADIENT_MIN_FEATURES))
