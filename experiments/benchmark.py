@@ -191,9 +191,14 @@ def bench_train(name: str, windows: int, window_s: float, twins=None) -> dict:
         first_step_s = max(first_step_s, twin.first_step_s)
     steps = steps_per_window(first_step_s, window_s)
     seconds, twin_seconds = [], []
-    for _ in range(windows):  # interleaved: the neighbours' load hits both alike
+    # Interleaved, so the neighbours' load hits both alike. Each window follows one untimed
+    # step: on these VMs a jaxgen step right after a pause (the twin's window, or a 5 s
+    # sleep) measured 1.5-2.5x slower than the next one (PixelCNN 15x128: 4.7-7.8 s, 3.1 s).
+    for _ in range(windows):
+        run.window(1)
         seconds.append(run.window(steps))
         if twin is not None:
+            twin.window(1)
             twin_seconds.append(twin.window(steps))
     row = train_row(run, seconds, steps)
     if twin is not None:
