@@ -78,3 +78,21 @@ def prepared_tfds(
         for name in ("binarized_mnist", "mnist"):
             data.prepare(name, data_dir=path, raw_dir=raw_dir)
     return path
+
+
+@pytest.fixture(params=["cpu", "accelerator"])
+def conv_formulation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the CPU formulations of ``jaxgen.nn.conv`` (im2col, per-tap kernel
+    gradients) and again with the accelerators' (XLA's convolutions and their gradients,
+    what GPU and TPU run), so that both are checked on a CPU.
+
+    JAX's caches are cleared around the accelerator run, so no function traced with one
+    formulation is reused with the other.
+    """
+    import jax
+
+    if request.param == "accelerator":
+        monkeypatch.setattr("jaxgen.nn.conv.cpu_formulations", lambda: False)
+        jax.clear_caches()
+        request.addfinalizer(jax.clear_caches)
+    return request.param

@@ -52,7 +52,9 @@ def setup(request):
     return model, params, shape, labels
 
 
-def test_cached_logits_equal_the_full_pass(setup):
+def test_cached_logits_equal_the_full_pass(setup, conv_formulation):
+    """The full pass with either formulation of the convolutions (the cached pass has its
+    own) gives the cached logits."""
     model, params, shape, labels = setup
     x = jax.random.randint(jax.random.key(1), shape, 0, LEVELS)
     extra = () if labels is None else (labels,)

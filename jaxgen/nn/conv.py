@@ -34,9 +34,11 @@ every row below its centre and right of its centre in the centre row.
   2x3 taps of a 3x3 kernel).
 
 The results equal ``lax.conv_general_dilated`` with "SAME" padding on the full
-kernel up to float rounding. On GPU/TPU every kernel taller than one tap stays a
+kernel up to float rounding. On GPU/TPU every kernel wider than 1x1 stays a
 convolution with XLA's gradients (cuDNN and the TPU convolution units are fast
 there); the 1x1 product is what ``nn.Dense`` computes on every backend.
+``cpu_formulations`` makes the choice; the tests run the models with both choices
+on the CPU (values, gradients, causality, cached passes).
 """
 
 import functools
@@ -83,9 +85,18 @@ def causal_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
         # makes that exact, so the kernel gradient may skip those kw // 2 taps.
         kernel = kernel[: kh // 2 + 1].at[-1, kw // 2 + 1 :].set(0)
         padding, zero_taps = ((kh // 2, 0), (kw // 2, kw // 2)), kw // 2
-    if jax.default_backend() == "cpu" and _use_im2col(*kernel.shape[:3]):
+    if cpu_formulations() and _use_im2col(*kernel.shape[:3]):
         return _im2col_conv(x, kernel, padding)
     return padded_conv(x, kernel, padding, zero_taps)
+
+
+def cpu_formulations() -> bool:
+    """Whether the CPU formulations (im2col, per-tap kernel gradients) apply: whether JAX's
+    default backend is the CPU. Elsewhere every convolution is XLA's, gradients included.
+
+    Decided when a function is traced, so a jitted function keeps the choice of its trace.
+    """
+    return jax.default_backend() == "cpu"
 
 
 def _use_im2col(rows: int, cols: int, fin: int) -> bool:
@@ -128,7 +139,7 @@ def padded_conv(x: jax.Array, kernel: jax.Array, padding: Padding, zero_taps: in
     Returns:
       float [B, H + top + bottom - kh + 1, W + left + right - kw + 1, F_out].
     """
-    if jax.default_backend() == "cpu" and kernel.shape[2] >= TAP_GRADIENT_MIN_FEATURES:
+    if cpu_formulations() and kernel.shape[2] >= TAP_GRADIENT_MIN_FEATURES:
         return _conv_with_tap_gradient(x, kernel, padding, zero_taps)
     return _conv(x, kernel, padding)
 

@@ -37,7 +37,7 @@ def test_gate_mask_gives_every_gate_the_group_of_its_unit():
     "channels,levels,kernel_size",
     [(1, 2, 3), (3, 256, 3), (1, 2, 5)],  # kernel 5: the cpu config's (3x5 and 1x3 taps)
 )
-def test_gated_pixelcnn_is_causal(channels, levels, kernel_size):
+def test_gated_pixelcnn_is_causal(channels, levels, kernel_size, conv_formulation):
     model = _model(levels, kernel_size=kernel_size)
     x = jax.random.randint(jax.random.key(0), (1, 5, 5, channels), 0, levels)
     params = jax.jit(model.init)(jax.random.key(1), x)

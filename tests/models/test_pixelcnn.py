@@ -13,7 +13,7 @@ from .precision_checks import check_bfloat16_passes, check_bfloat16_trains_like_
 
 
 @pytest.mark.parametrize("channels,levels", [(1, 2), (3, 256)])
-def test_pixelcnn_is_causal(channels, levels):
+def test_pixelcnn_is_causal(channels, levels, conv_formulation):
     h = w = 5
     model = models.PixelCNN(num_levels=levels, num_layers=2, features=16, head_features=32)
     x = jax.random.randint(jax.random.key(0), (1, h, w, channels), 0, levels)

@@ -43,7 +43,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("kh,kw,fin,fout,mask_type", CASES)
-def test_causal_conv_equals_the_full_same_convolution(kh, kw, fin, fout, mask_type):
+def test_causal_conv_equals_the_full_same_convolution(
+    kh, kw, fin, fout, mask_type, conv_formulation
+):
     x = jax.random.normal(jax.random.key(0), (2, 6, 7, fin))
     kernel = jax.random.normal(jax.random.key(1), (kh, kw, fin, fout))
     mask = conv_mask((kh, kw), fin, fout, 3 if fin % 3 == 0 else 1, mask_type)
@@ -71,6 +73,22 @@ def test_im2col_is_used_for_one_row_kernels_and_short_contractions():
 
 def _primitive_count(jaxpr, name: str) -> int:
     return sum(eqn.primitive.name == name for eqn in jaxpr.eqns)
+
+
+@pytest.mark.parametrize("kh,kw,fin,fout,mask_type", CASES)
+def test_accelerators_keep_xla_convolutions_and_their_gradients(
+    kh, kw, fin, fout, mask_type, monkeypatch
+):
+    """Off the CPU no kernel is im2col or per-tap products: a kernel wider than 1x1 is one
+    convolution forward and two backward (XLA's input and kernel gradients); a 1x1 is a
+    product (what ``nn.Dense`` computes)."""
+    monkeypatch.setattr("jaxgen.nn.conv.cpu_formulations", lambda: False)
+    x, kernel = jnp.ones((2, 6, 7, fin)), jnp.ones((kh, kw, fin, fout))
+    grads = jax.grad(lambda x, k: causal_conv(x, k).sum(), argnums=(0, 1))
+    jaxpr = jax.make_jaxpr(grads)(x, kernel).jaxpr
+    one_by_one = kh == kw == 1
+    assert _primitive_count(jaxpr, "conv_general_dilated") == (0 if one_by_one else 3)
+    assert _primitive_count(jaxpr, "dot_general") == (3 if one_by_one else 0)
 
 
 def test_wide_convolutions_get_their_kernel_gradient_as_products():
@@ -144,7 +162,7 @@ def test_model_gradients_are_the_same_with_per_tap_kernel_gradients(model, monke
 
 
 @pytest.mark.parametrize("fin", [4, TAP_GRADIENT_MIN_FEATURES + 8])
-def test_padded_conv2d_matches_flax_conv_with_the_same_params(fin):
+def test_padded_conv2d_matches_flax_conv_with_the_same_params(fin, conv_formulation):
     """The Gated PixelCNN's vertical convolution: values, input and param gradients."""
     x = jax.random.normal(jax.random.key(0), (2, 5, 6, fin))
     kwargs = dict(features=7, kernel_size=(2, 3), padding=((1, 0), (1, 1)))
