@@ -242,7 +242,7 @@ class Generator:
 def make_generator(name: str, model: Any, c: ConfigDict, config: ConfigDict) -> Generator:
     """The samplers of member ``name``: ``model`` from ``tasks.from_config``, config ``c``."""
     family = MEMBERS[name].family
-    shape = data.dataset_info(c.dataset).image_shape
+    shape = data.dataset_info(c.dataset, data_dir=c.data_dir).image_shape
     if family == AUTOREGRESSIVE:
 
         def sample_ar(params, key, n):
@@ -430,7 +430,7 @@ def make_quality(config: ConfigDict, data_dir: pathlib.Path) -> metrics.SampleQu
 
 def _first_test_images(config: ConfigDict, data_dir: pathlib.Path, n: int) -> np.ndarray:
     """The first ``n`` test images: int [n, H, W, C]."""
-    info = data.dataset_info(config.dataset)
+    info = data.dataset_info(config.dataset, data_dir=data_dir)
     batches = data.eval_batches(
         config.dataset,
         info.test_split,
@@ -469,7 +469,7 @@ def run(config: ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
     real = _first_test_images(config, data_dir, config.eval.num_samples)
     examples = real[: config.eval.num_completions]
     train_images = metrics.dataset_images(
-        config.dataset, data.dataset_info(config.dataset).train_split, data_dir
+        config.dataset, data.dataset_info(config.dataset, data_dir=data_dir).train_split, data_dir
     )
     levels = DATASETS[config.dataset][0]
     training = TrainingSet(

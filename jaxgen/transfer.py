@@ -222,7 +222,7 @@ def labelled_arrays(
       (int [N, H, W, C] images with ``config.num_levels`` levels, int [N] labels).
     """
     name = config.transfer.dataset or config.dataset
-    info = data.dataset_info(name)
+    info = data.dataset_info(name, data_dir=config.data_dir)
     # A binary model reads 8-bit images through one fixed Bernoulli draw (as binarized MNIST).
     binary_of_8bit = config.num_levels == 2 and info.num_levels == 256
     images, labels = [], []
@@ -265,7 +265,7 @@ def check_config(config: ConfigDict) -> None:
     if not t.labels_per_class:
         return  # no transfer: its other keys are unused
     name = t.dataset or config.dataset
-    if not data.dataset_info(name).num_classes:
+    if not data.dataset_info(name, data_dir=config.data_dir).num_classes:
         raise ConfigError(
             f"transfer.dataset={name!r} has no labels; set --config.transfer.dataset to a "
             "labelled dataset (mnist or fashion_mnist), or transfer.labels_per_class=() to skip."
@@ -315,7 +315,7 @@ def run_transfer(
     if not todo:
         return []
     name = config.transfer.dataset or config.dataset
-    info = data.dataset_info(name)
+    info = data.dataset_info(name, data_dir=config.data_dir)
     data.prepare(name, data_dir=config.data_dir, raw_dir=config.raw_dir)
     params = jax.device_get(params)
     train_images, train_labels = labelled_arrays(config, info.train_split, per_class=max(todo))

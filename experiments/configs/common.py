@@ -14,8 +14,17 @@ def data_config(dataset: str, num_levels: int, binarize: str = "none") -> Config
     """A new config holding the data keys every experiment has.
 
     Args:
-      dataset: ``binarized_mnist``, ``mnist``, ``fashion_mnist`` or ``cifar10``.
-      num_levels: intensity levels L the images are quantised to.
+      dataset: ``binarized_mnist``, ``mnist``, ``fashion_mnist`` or ``cifar10`` (prepared
+        offline from raw files); your own images: ``folder:/path/to/images`` (every image
+        file PIL reads; ``train/``, ``validation/``, ``test/`` sub-folders are the splits,
+        else a hash of each file's relative path splits them 80/10/10),
+        ``folder:/path?resize=HxW`` (images of several sizes, resized with PIL's LANCZOS),
+        ``npz:/path/file.npz`` (uint8 ``images`` [N, H, W(, C)], optional int ``labels``)
+        or ``npz:/path/file.npy``, e.g. from ``jaxgen.data.from_array``; or any other TFDS
+        image dataset already prepared in ``data_dir`` in array_record format
+        (``tfds build NAME --file_format=array_record``). See ``jaxgen.data.own``.
+      num_levels: intensity levels L the images are quantised to (8-bit data: ``x * L //
+        256``; 2 turns 0/255 images into 0/1).
       binarize: ``none``, or ``dynamic`` (a fresh Bernoulli draw of 8-bit data every step).
 
     Returns:

@@ -11,6 +11,8 @@ afterwards; batches are then an indexing of an array.
 The TFDS files stay the source: the arrays are rebuilt when their length does
 not match the split's, and deleting the dataset folder deletes them too. A
 read-only dataset folder keeps the decoded arrays in memory instead.
+Own images (``folder:`` and ``npz:`` datasets) are decoded into memory by
+``jaxgen.data.own`` instead and never written here.
 """
 
 import os
@@ -20,6 +22,7 @@ import tempfile
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxgen.data import own
 from jaxgen.data.catalog import DatasetInfo
 
 ARRAYS_FOLDER = "jaxgen_arrays"
@@ -31,6 +34,9 @@ def split_arrays(
 ) -> dict[str, np.ndarray]:
     """The images and labels of a prepared split, decoded once and then memory-mapped.
 
+    Own images (``info.name`` a ``folder:`` or ``npz:`` spec) come from
+    ``jaxgen.data.own``'s in-memory arrays instead (``data_dir`` is not used).
+
     Args:
       info: the dataset.
       split: one of ``info.splits``.
@@ -40,6 +46,8 @@ def split_arrays(
       ``image``: uint8 [N, H, W, C]; ``label``: int32 [N] (-1 when ``info`` has
       no classes), in the split's order.
     """
+    if own.is_own(info.name):
+        return own.split_arrays(info, split)
     source = tfds.data_source(info.name, split=split, data_dir=data_dir, download=False)
     folder = pathlib.Path(tfds.builder(info.name, data_dir=data_dir).data_dir) / ARRAYS_FOLDER
     paths = {key: folder / f"{split}_{key}.npy" for key in ("image", "label")}

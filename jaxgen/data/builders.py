@@ -28,11 +28,10 @@ from jax.experimental import multihost_utils
 from PIL import Image
 from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
-from jaxgen.data import raw
-from jaxgen.data.catalog import DatasetError, dataset_info
+from jaxgen.data import own, raw
+from jaxgen.data.catalog import DATASETS, FILE_FORMAT, DatasetError, dataset_info
 
 RAW_DIR_ENV = "JAXGEN_RAW_DIR"
-FILE_FORMAT = "array_record"
 
 
 class _RawFile(NamedTuple):
@@ -236,7 +235,11 @@ def prepare(
 ) -> str:
     """Prepares TFDS dataset ``name`` in ``array_record`` format, without TensorFlow.
 
-    Does nothing (quickly) if the dataset is already prepared. The canonical
+    Does nothing (quickly) if the dataset is already prepared. Own images
+    (``folder:``, ``npz:``; see ``jaxgen.data.own``) are loaded and checked
+    instead, in memory: nothing is written. A TFDS dataset outside the
+    catalog is only checked: it must be prepared already (``dataset_info``
+    says how). The canonical
     files come from ``raw_dir/<name>/`` if a raw folder is given (argument,
     else the ``JAXGEN_RAW_DIR`` environment variable), each checked against the
     size and sha256 that TFDS registers; otherwise TFDS's download manager
@@ -248,7 +251,8 @@ def prepare(
     prepare into one local folder at once take turns (a file lock in it).
 
     Args:
-      name: one of ``binarized_mnist``, ``mnist``, ``fashion_mnist``, ``cifar10``.
+      name: one of ``binarized_mnist``, ``mnist``, ``fashion_mnist``, ``cifar10``
+        (prepared here), an own-data spec, or another prepared TFDS dataset.
       data_dir: TFDS data folder; default: TFDS's (``TFDS_DATA_DIR`` or
         ``~/tensorflow_datasets``).
       raw_dir: folder with one sub-folder of canonical files per dataset, e.g.
@@ -258,15 +262,23 @@ def prepare(
         checksum check of files from ``raw_dir``. Never needed for real data.
 
     Returns:
-      The TFDS data folder holding the prepared dataset.
+      The TFDS data folder holding the prepared dataset (own images: ``data_dir``,
+      or TFDS's default folder; nothing is written there).
 
     Raises:
-      ValueError: unknown ``name``.
-      DatasetError: a raw file is missing or corrupt, the download failed, or
-        the dataset is prepared in a format other than ``array_record``; in a
-        multi-process run, on every process when process 0 failed.
+      ConfigError: an unknown ``name`` or a malformed own-data spec.
+      DatasetError: a raw file is missing or corrupt, the
+        download failed, or the dataset is prepared in a format other than
+        ``array_record``; in a multi-process run, on every process when process
+        0 failed; own images that cannot be used; a TFDS dataset outside the
+        catalog that is not prepared.
     """
-    dataset_info(name)
+    if own.is_own(name):
+        own.load(name)  # each process decodes its own copy
+        return os.fspath(data_dir or tfds.core.constants.get_default_data_dir())
+    dataset_info(name, data_dir=data_dir)
+    if name not in DATASETS:  # prepared (dataset_info checked it): nothing to write
+        return os.fspath(data_dir or tfds.core.constants.get_default_data_dir())
     root = tfds.builder(name, data_dir=data_dir).data_dir_root
     if raw_dir is None:
         raw_dir = os.environ.get(RAW_DIR_ENV) or None

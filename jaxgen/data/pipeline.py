@@ -23,6 +23,7 @@ import grain
 import jax
 import numpy as np
 
+from jaxgen.data import own
 from jaxgen.data.arrays import split_arrays
 from jaxgen.data.builders import is_prepared
 from jaxgen.data.catalog import DatasetError, DatasetInfo, dataset_info
@@ -47,7 +48,7 @@ class _Loader:
         binarize: str,
         seed: int,
     ):
-        if not is_prepared(info.name, data_dir):
+        if not own.is_own(info.name) and not is_prepared(info.name, data_dir):
             raise DatasetError(
                 f"Dataset {info.name!r} is not prepared in data_dir={data_dir or 'TFDS default'}. "
                 f"Run jaxgen.data.prepare({info.name!r}, data_dir=...) first: it reads the raw "
@@ -157,7 +158,9 @@ def train_batches(
     """Shuffled, repeated training batches of a prepared dataset.
 
     Args:
-      name: TFDS dataset name (see ``jaxgen.data.DATASETS``).
+      name: the dataset: a catalog name (``jaxgen.data.DATASETS``), own images
+        (``folder:/path[?resize=HxW]``, ``npz:/path/file.npz``) or another TFDS
+        dataset prepared in ``data_dir`` (see ``jaxgen.data.dataset_info``).
       batch_size: global batch size, over all processes; the local batch is
         ``batch_size // process_count``.
       seed: non-negative integer; fixes the order of every epoch (different for
@@ -179,13 +182,15 @@ def train_batches(
       DatasetError: the dataset is not prepared.
     """
     info, split, process_index, process_count = _check_args(
-        name, split, batch_size, num_levels, binarize, seed, process_index, process_count
+        name, split, batch_size, num_levels, binarize, seed, process_index, process_count, data_dir
     )
     loader = _Loader(info, split, data_dir, num_levels, binarize, seed)
     steps_per_epoch = len(loader) // batch_size
     if steps_per_epoch == 0:
         raise ConfigError(
-            f"batch_size={batch_size} is larger than the {len(loader)} examples of split {split!r}."
+            f"batch_size={batch_size} is larger than the {len(loader)} examples of split "
+            f"{split!r} of dataset {name!r}: a training step needs a full batch. Lower "
+            f"--config.batch_size to at most {len(loader)}, or add training images."
         )
     local = batch_size // process_count
     lo = process_index * local
@@ -219,7 +224,7 @@ def eval_batches(
     """All examples of ``split`` once, in order, in padded fixed-size batches.
 
     Args:
-      name: TFDS dataset name.
+      name: the dataset, as in ``train_batches``.
       split: e.g. ``dataset_info(name).eval_split``.
       batch_size: global batch size (the last global batch is padded).
       num_levels: as in ``train_batches``.
@@ -238,7 +243,7 @@ def eval_batches(
       DatasetError: the dataset is not prepared.
     """
     info, split, process_index, process_count = _check_args(
-        name, split, batch_size, num_levels, binarize, seed, process_index, process_count
+        name, split, batch_size, num_levels, binarize, seed, process_index, process_count, data_dir
     )
     loader = _Loader(info, split, data_dir, num_levels, binarize, seed)
     num_examples = len(loader)
@@ -265,6 +270,7 @@ def _check_args(
     seed: int,
     process_index: int | None,
     process_count: int | None,
+    data_dir: str | os.PathLike | None = None,
 ) -> tuple[DatasetInfo, str, int, int]:
     """Validates the pipeline arguments.
 
@@ -272,7 +278,7 @@ def _check_args(
       (info, split, process_index, process_count), with defaults filled in
       (``split=None`` is the training split).
     """
-    info = dataset_info(name)
+    info = dataset_info(name, data_dir=data_dir)
     split = info.train_split if split is None else split
     if split not in info.splits:
         raise ConfigError(

@@ -32,7 +32,7 @@ def _autoregressive(config: ConfigDict) -> tuple[nn.Module, Task]:
 
 def _vae(config: ConfigDict) -> tuple[nn.Module, Task]:
     likelihoods.check_likelihood(config.model.likelihood, config.num_levels)
-    shape = data.dataset_info(config.dataset).image_shape
+    shape = data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape
     model = VAE(num_levels=config.num_levels, image_shape=shape, **config.model.to_dict())
     task = vae(
         model,
@@ -49,7 +49,7 @@ def _vae(config: ConfigDict) -> tuple[nn.Module, Task]:
 
 
 def _autoencoder(config: ConfigDict) -> tuple[nn.Module, Task]:
-    shape = data.dataset_info(config.dataset).image_shape
+    shape = data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape
     model = Autoencoder(num_levels=config.num_levels, image_shape=shape, **config.model.to_dict())
     task = autoencoder(model, interpolation_steps=config.interpolation_steps)
     return model, dataclasses.replace(task, check_config=transfer.check_config)
@@ -82,18 +82,18 @@ def check_gan_config(config: ConfigDict) -> None:
             f"fid.num_samples={fid.num_samples} must exceed fid.classifier_features="
             f"{fid.classifier_features}, or the feature covariance is singular."
         )
-    info = data.dataset_info(fid.dataset or config.dataset)
+    info = data.dataset_info(fid.dataset or config.dataset, data_dir=config.data_dir)
     if info.num_classes == 0:
         raise ConfigError(
             f"FID needs a labelled dataset for its feature network, and {info.name!r} has no "
             "labels: set --config.fid.dataset=mnist (or the dataset yours derives from)."
         )
-    if info.image_shape != data.dataset_info(config.dataset).image_shape:
+    if info.image_shape != data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape:
         raise ConfigError(
             f"fid.dataset={info.name!r} has images of shape {info.image_shape}, unlike "
             f"dataset={config.dataset!r}; choose a feature dataset of the same shape."
         )
-    splits = data.dataset_info(config.dataset).splits
+    splits = data.dataset_info(config.dataset, data_dir=config.data_dir).splits
     if fid.reference_split not in splits:
         raise ConfigError(
             f"fid.reference_split={fid.reference_split!r} is not a split of "
@@ -123,7 +123,7 @@ def gan_quality(config: ConfigDict) -> metrics.SampleQuality:
 
 def _gan(config: ConfigDict) -> tuple[gan_lib.GAN, Task]:
     check_gan_config(config)
-    shape = data.dataset_info(config.dataset).image_shape
+    shape = data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape
     generator, discriminator = make_gan(config.model.name, shape, config.model.features)
     task = gan(
         generator,

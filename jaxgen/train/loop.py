@@ -244,7 +244,7 @@ def train_and_evaluate(
         Checkpointer(workdir / "checkpoints", config.keep_checkpoints) as checkpointer,
     ):
         _check_resumable(checkpointer, config)
-        info = data.dataset_info(config.dataset)
+        info = data.dataset_info(config.dataset, data_dir=config.data_dir)
         data.prepare(config.dataset, data_dir=config.data_dir, raw_dir=config.raw_dir)
         rng = keys.make_keys(config.seed)
         train_batches = data.train_batches(
