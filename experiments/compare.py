@@ -56,7 +56,7 @@ from experiments.configs import vae as vae_config
 from experiments.configs.compare import MODELS
 from jaxgen import data, latent, metrics, sampling, tasks, timing
 from jaxgen import gan as gan_lib
-from jaxgen.train import train_and_evaluate
+from jaxgen.train import Task, check_run, train_and_evaluate
 from jaxgen.validation import ConfigError
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "compare.py"
@@ -136,8 +136,38 @@ def model_names(config: ConfigDict) -> list[str]:
     return [name.strip() for name in config.models.split(",") if name.strip()]
 
 
-def check_config(config: ConfigDict) -> None:
-    """Raises a ValueError naming the first bad compare value."""
+def check_config(config: ConfigDict) -> dict[str, tuple[ConfigDict, Any, Task]]:
+    """Raises a ConfigError naming the first bad value, before any data or training.
+
+    Checks compare's own keys first, every ``eval.*`` key included (they are
+    used only once every model has trained), then builds every member's
+    config, model and task and checks them as their training would
+    (``train.check_run``: optimizer, input pipeline, model arguments, the GAN's
+    FID keys), so that no bad value surfaces after the first model has trained.
+
+    Returns:
+      name -> (the member's experiment config, model, task), ready to train.
+    """
+    _check_keys(config)
+    members = {}
+    for name in model_names(config):
+        c = member_config(config, name)
+        if config.curve_points > c.num_steps:
+            raise ConfigError(
+                f"curve_points={config.curve_points} must be at most the training steps of "
+                f"every model; {name} has {c.num_steps} (steps.{name})."
+            )
+        try:
+            model, task = tasks.from_config(TASK_FAMILIES[MEMBERS[name].family], c)
+            check_run(task, c)
+        except ConfigError as e:  # a member key that compare sets from one of its own
+            raise ConfigError(f"{MEMBERS[name].title} (models={name}): {e}") from e
+        members[name] = (c, model, task)
+    return members
+
+
+def _check_keys(config: ConfigDict) -> None:
+    """Raises a ConfigError naming the first bad value among compare's own keys."""
     if config.dataset not in DATASETS:
         raise ConfigError(f"dataset={config.dataset!r} must be one of {', '.join(DATASETS)}.")
     if config.budget not in BUDGETS:
@@ -154,18 +184,36 @@ def check_config(config: ConfigDict) -> None:
             raise ConfigError(f"steps.{name}={steps} must be positive, or None (the budget's).")
     if config.curve_points < 1:
         raise ConfigError(f"curve_points={config.curve_points} must be positive.")
+    if not 0 <= config.seed < 2**63:
+        raise ConfigError(f"seed={config.seed} must be an integer in [0, 2**63).")
     e = config.eval
-    if e.num_samples <= e.classifier_features:
-        raise ConfigError(
-            f"eval.num_samples={e.num_samples} must exceed eval.classifier_features="
-            f"{e.classifier_features}, or the feature covariance is singular."
-        )
-    for key in ("iwae_samples", "timing_samples", "num_completions", "grid_samples"):
+    metrics.check_quality_args(  # the shared FID, built once every model has trained
+        config.dataset,
+        num_samples=e.num_samples,
+        feature_dataset=DATASETS[config.dataset][1],
+        reference_examples=e.reference_examples,
+        classifier_steps=e.classifier_steps,
+        classifier_features=e.classifier_features,
+        data_dir=config.data_dir,
+        prefix="eval.",
+    )
+    for key in ("iwae_samples", "timing_samples", "completion_steps"):
         if e[key] < 1:
             raise ConfigError(f"eval.{key}={e[key]} must be positive.")
+    for key in ("num_completions", "grid_samples"):  # pictures of the first test images/samples
+        if not 1 <= e[key] <= e.num_samples:
+            raise ConfigError(
+                f"eval.{key}={e[key]} must be in [1, eval.num_samples={e.num_samples}]: the "
+                "pictures show the first of the eval.num_samples test images and samples."
+            )
     if e.naive_timing_passes is not None and e.naive_timing_passes < 1:
         raise ConfigError(
             f"eval.naive_timing_passes={e.naive_timing_passes} must be positive, or None."
+        )
+    if e.test_max_examples is not None and e.test_max_examples < 1:
+        raise ConfigError(
+            f"eval.test_max_examples={e.test_max_examples} must be positive, or None (the "
+            "whole test split)."
         )
 
 
@@ -450,18 +498,15 @@ def run(config: ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
     Returns:
       The contents of ``results.json``.
     """
-    check_config(config)
+    members = check_config(config)  # every key of every member, before any data or training
     workdir = pathlib.Path(workdir)
-    names = model_names(config)
     feature_dataset = DATASETS[config.dataset][1]
     data_dir = data.prepare(config.dataset, data_dir=config.data_dir, raw_dir=config.raw_dir)
     data.prepare(feature_dataset, data_dir=config.data_dir, raw_dir=config.raw_dir)
 
     trained = {}
-    for name in names:
-        c = member_config(config, name)
+    for name, (c, model, task) in members.items():
         _log(f"== {MEMBERS[name].title}: training in {workdir / name} ({c.num_steps} steps)")
-        model, task = tasks.from_config(TASK_FAMILIES[MEMBERS[name].family], c)
         state = train_and_evaluate(task, c, workdir / name)
         trained[name] = (c, model, state.eval_params)
 

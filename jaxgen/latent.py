@@ -308,7 +308,12 @@ def complete(
 
     Returns:
       int32 [B, H, W, C]: ``x`` at the known pixels, the chain's last draw elsewhere.
+
+    Raises:
+      ConfigError: ``num_steps`` < 1 (0 would return the unknown pixels as zeros).
     """
+    if num_steps < 1:
+        raise ConfigError(f"num_steps={num_steps} iterations of the chain must be at least 1.")
     keep = known[..., None]
     x = jnp.where(keep, x, 0).astype(jnp.int32)
 

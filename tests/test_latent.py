@@ -15,6 +15,7 @@ from scipy import stats
 
 from jaxgen import latent, losses
 from jaxgen.models import VAE
+from jaxgen.validation import ConfigError
 
 X_DIM, Z_DIM, NOISE = 5, 2, 0.5
 
@@ -213,6 +214,8 @@ def test_complete_keeps_the_known_pixels_and_fills_the_rest_with_levels():
     np.testing.assert_array_equal(
         latent.complete(model, params, jax.random.key(3), x, np.ones_like(known)), x
     )
+    with pytest.raises(ConfigError, match="num_steps=0 iterations"):  # else: zeros, silently
+        latent.complete(model, params, jax.random.key(3), x, known, num_steps=0)
 
 
 def test_complete_draws_unknown_pixels_from_the_decoder():

@@ -1,11 +1,14 @@
 """FID numerics, input conventions, mode coverage, the cached feature classifier, SampleQuality
 and memorisation (nearest training images)."""
 
+import re
+
 import numpy as np
 import pytest
 import scipy.linalg
 
 from jaxgen import metrics
+from jaxgen.validation import ConfigError
 
 
 def _gaussian(n: int, dim: int, seed: int, scale: float = 1.0) -> np.ndarray:
@@ -259,3 +262,47 @@ def _box_blur(images: np.ndarray) -> np.ndarray:
     h, w = images.shape[1:3]
     total = sum(padded[:, i : i + h, j : j + w] for i in range(3) for j in range(3))
     return np.round(total / 9).astype(np.int32)
+
+
+def test_statistics_of_fewer_than_two_images_raise_instead_of_a_nan_fid():
+    with pytest.raises(ValueError, match="N >= 2 rows"):
+        metrics.gaussian_stats(_gaussian(1, 3, 0))  # NumPy: a NaN covariance, with a warning
+    with pytest.raises(ValueError, match="N >= 2 rows"):
+        metrics.gaussian_stats(np.zeros((0, 3)))
+    eye, nan = np.eye(3), np.full((3, 3), np.nan)
+    with pytest.raises(ValueError, match="sigma2 holds NaN or infinite values"):
+        metrics.frechet_distance(np.zeros(3), eye, np.zeros(3), nan)
+    with pytest.raises(ValueError, match="mu1 holds NaN"):
+        metrics.frechet_distance(np.array([np.inf, 0, 0]), eye, np.zeros(3), eye)
+
+
+def test_a_square_root_that_stays_non_finite_is_an_error(monkeypatch):
+    monkeypatch.setattr(scipy.linalg, "sqrtm", lambda matrix: np.full_like(matrix, np.nan))
+    with pytest.raises(ValueError, match="not finite even with eps"):
+        metrics.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"reference_examples": 1}, "reference_examples=1 must be at least num_samples=200"),
+        ({"reference_examples": 0}, "reference_examples=0 must be at least num_samples=200"),
+        ({"classifier_steps": 0}, "classifier_steps=0 must be a positive integer"),
+        ({"classifier_features": 0}, "classifier_features=0 must be a positive integer"),
+        ({"classifier_seed": -1}, "classifier_seed=-1 must be non-negative"),
+        ({"num_samples": 5, "classifier_features": 2}, "num_samples=5 must exceed"),
+        ({"num_samples": 128}, "num_samples=128 must exceed classifier_features=128"),
+        ({"num_samples": 10_001}, "num_samples=10001 is more than the 10000 test images"),
+        ({"reference_split": "validation"}, "reference_split='validation' is not a split"),
+    ],
+)
+def test_sample_quality_refuses_arguments_that_make_its_numbers_wrong_before_any_work(
+    tmp_path, kwargs, message
+):
+    # tmp_path holds no data: the arguments are refused before the classifier or any image.
+    arguments = {"num_samples": 200, "reference_examples": 1000, **kwargs}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        metrics.SampleQuality.for_dataset("mnist", tmp_path, **arguments)
+    key_and_value = message.split(" ")[0]
+    with pytest.raises(ConfigError, match=re.escape(f"fid.{key_and_value}")):  # a config's keys
+        metrics.check_quality_args("mnist", prefix="fid.", **arguments)

@@ -22,7 +22,14 @@ Own images go where a dataset name goes: ``"folder:/path/to/images"`` (add
 from jaxgen.data.builders import RAW_DIR_ENV, prepare
 from jaxgen.data.catalog import DATASETS, DatasetError, DatasetInfo, dataset_info
 from jaxgen.data.own import from_array
-from jaxgen.data.pipeline import BINARIZE, EvalBatches, TrainBatches, eval_batches, train_batches
+from jaxgen.data.pipeline import (
+    BINARIZE,
+    EvalBatches,
+    TrainBatches,
+    check_train_args,
+    eval_batches,
+    train_batches,
+)
 
 __all__ = [
     "BINARIZE",
@@ -32,6 +39,7 @@ __all__ = [
     "DatasetInfo",
     "EvalBatches",
     "TrainBatches",
+    "check_train_args",
     "dataset_info",
     "eval_batches",
     "from_array",

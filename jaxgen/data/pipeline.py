@@ -257,6 +257,48 @@ def eval_batches(
     return EvalBatches(grain.MapDataset.range(math.ceil(num_examples / batch_size)).map(load))
 
 
+def check_train_args(
+    name: str,
+    *,
+    batch_size: int,
+    seed: int,
+    num_levels: int,
+    binarize: str = "none",
+    split: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> DatasetInfo:
+    """Checks ``train_batches``' arguments without preparing any data.
+
+    Everything ``train_batches`` and ``eval_batches`` check before they open the
+    dataset: the dataset (``dataset_info``: a catalog dataset is looked up, own
+    images are read and checked), the split, the batch size against the
+    processes and against the split's size, the levels, the binarization and
+    the seed. The training loop calls it before ``prepare``, which may download.
+
+    Args:
+      name, batch_size, seed, num_levels, binarize, split, data_dir,
+        process_index, process_count: as in ``train_batches``.
+
+    Returns:
+      The dataset's ``DatasetInfo``.
+
+    Raises:
+      ConfigError: an invalid argument (named in the message).
+    """
+    info, split, _, _ = _check_args(
+        name, split, batch_size, num_levels, binarize, seed, process_index, process_count, data_dir
+    )
+    size = info.splits.get(split)
+    if size is not None and batch_size > size:
+        raise ConfigError(
+            f"batch_size={batch_size} is larger than the {size} examples of split {split!r} of "
+            f"{name!r}; use a batch size of at most {size}."
+        )
+    return info
+
+
 def _without_mask(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"image": batch["image"], "label": batch["label"]}
 

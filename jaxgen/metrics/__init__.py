@@ -65,7 +65,12 @@ from jaxgen.metrics.memorisation import (
     memorised_fraction,
     nearest_training_neighbours,
 )
-from jaxgen.metrics.quality import SampleQuality, feature_scores, mode_coverage
+from jaxgen.metrics.quality import (
+    SampleQuality,
+    check_quality_args,
+    feature_scores,
+    mode_coverage,
+)
 
 __all__ = [
     "BatchFn",
@@ -74,6 +79,7 @@ __all__ = [
     "FeatureNetwork",
     "SampleQuality",
     "TrainingNeighbours",
+    "check_quality_args",
     "compute_features",
     "dataset_classifier",
     "dataset_features",

@@ -81,8 +81,18 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns:
       (mu float64 [D], sigma float64 [D, D]).
+
+    Raises:
+      ConfigError: fewer than 2 feature vectors (NumPy would return a NaN
+        covariance, and every FID from it would be NaN).
     """
     features = np.asarray(features, np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise ConfigError(
+            f"Feature statistics need a [N, D] array with N >= 2 rows for a covariance; got "
+            f"shape {features.shape}. Measure at least 2 images (and more than D = features "
+            "per image for a non-singular covariance)."
+        )
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
@@ -100,8 +110,10 @@ def frechet_distance(
       ||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^{1/2}), a float.
 
     Raises:
-      ValueError: shapes differ, or (sigma1 sigma2)^{1/2} has a diagonal
-        imaginary part above 1e-3 (the covariances are not valid or too noisy).
+      ConfigError: shapes differ, a statistic holds NaN or infinite values, or
+        (sigma1 sigma2)^{1/2} has a diagonal imaginary part above 1e-3 or is
+        not finite even regularised (the covariances are not valid or too noisy):
+        never a NaN distance.
     """
     mu1, mu2 = np.atleast_1d(np.float64(mu1)), np.atleast_1d(np.float64(mu2))
     sigma1, sigma2 = np.atleast_2d(np.float64(sigma1)), np.atleast_2d(np.float64(sigma2))
@@ -110,6 +122,12 @@ def frechet_distance(
             f"Statistics differ in shape: mu {mu1.shape} vs {mu2.shape}, "
             f"sigma {sigma1.shape} vs {sigma2.shape}."
         )
+    for name, value in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
+        if not np.isfinite(value).all():
+            raise ConfigError(
+                f"{name} holds NaN or infinite values, so the Frechet distance would be NaN: "
+                "its features were not finite, or it was computed from fewer than 2 of them."
+            )
     diff = mu1 - mu2
     covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
@@ -123,7 +141,14 @@ def frechet_distance(
                 "are singular or not positive semi-definite; use more samples than features."
             )
         covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    distance = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    if not np.isfinite(distance):
+        raise ConfigError(
+            "The matrix square root of sigma1 sigma2 is not finite even with eps on the "
+            "diagonals: the covariances are singular or ill-conditioned; use more samples "
+            "than features."
+        )
+    return distance
 
 
 def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:

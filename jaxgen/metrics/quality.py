@@ -16,6 +16,93 @@ from jaxgen.metrics.memorisation import TrainingNeighbours, nearest_training_nei
 from jaxgen.neighbours import density_coverage, precision_recall
 from jaxgen.validation import ConfigError
 
+# The neighbour of the k-NN measures: precision/recall (Kynkaanniemi et al., 2019) and
+# density/coverage (Naeem et al., 2020); each set must hold more than k feature vectors.
+PRECISION_K, DENSITY_K = 3, 5
+
+
+def check_quality_args(
+    dataset: str,
+    *,
+    num_samples: int,
+    feature_dataset: str | None = None,
+    reference_split: str = "train",
+    reference_examples: int | None = None,
+    classifier_steps: int = 2000,
+    classifier_batch_size: int = 128,
+    classifier_features: int = 128,
+    classifier_seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    prefix: str = "",
+) -> None:
+    """Raises a ConfigError naming the first ``SampleQuality.for_dataset`` argument that would
+    make its numbers wrong or NaN; needs no data (the sizes come from ``data.dataset_info``).
+
+    Args:
+      dataset, num_samples, feature_dataset, reference_split, reference_examples,
+        classifier_steps, classifier_batch_size, classifier_features,
+        classifier_seed: as in ``SampleQuality.for_dataset``.
+      data_dir: the TFDS folder, for a dataset outside the catalog (``data.dataset_info``).
+      prefix: put before each argument's name in the messages, for a config's
+        keys (``"fid."``, ``"eval."``).
+
+    Raises:
+      ConfigError: a classifier size below 1 (0 steps would measure with an
+        untrained network) or a negative seed; ``num_samples`` not above
+        ``classifier_features`` (singular covariance) or ``DENSITY_K``, or above
+        the test split (the floor would be measured on fewer images);
+        ``reference_split`` not a split; ``reference_examples`` below
+        ``num_samples`` (fewer than 2 gives a NaN FID; fewer than N, a smaller
+        real set for the k-NN measures and the floor); a classifier batch larger
+        than the feature dataset's training split.
+    """
+    for name, value in (
+        ("classifier_steps", classifier_steps),
+        ("classifier_batch_size", classifier_batch_size),
+        ("classifier_features", classifier_features),
+    ):
+        if value < 1:  # 0 steps: features of an untrained network
+            raise ConfigError(f"{prefix}{name}={value} must be a positive integer.")
+    if classifier_seed < 0:
+        raise ConfigError(f"{prefix}classifier_seed={classifier_seed} must be non-negative.")
+    if num_samples <= max(classifier_features, DENSITY_K):
+        raise ConfigError(
+            f"{prefix}num_samples={num_samples} must exceed {prefix}classifier_features="
+            f"{classifier_features}, or the feature covariance is singular, and {DENSITY_K} "
+            "(the neighbour of density/coverage)."
+        )
+    info = data.dataset_info(dataset, data_dir=data_dir)
+    test_size = info.splits[info.test_split]
+    if num_samples > test_size:
+        raise ConfigError(
+            f"{prefix}num_samples={num_samples} is more than the {test_size} test images of "
+            f"{dataset!r} that measure the real-data floor; use at most {test_size}."
+        )
+    if reference_split not in info.splits:
+        raise ConfigError(
+            f"{prefix}reference_split={reference_split!r} is not a split of {dataset!r}; use one "
+            f"of {list(info.splits)}."
+        )
+    if reference_examples is not None and reference_examples < num_samples:
+        raise ConfigError(
+            f"{prefix}reference_examples={reference_examples} must be at least {prefix}num_samples="
+            f"{num_samples}, or None (the whole split): the FID reference statistics need more "
+            "images than features (fewer than 2 make the FID NaN) and the k-NN measures compare "
+            "the N samples with N reference images."
+        )
+    if info.splits[reference_split] < num_samples:
+        raise ConfigError(
+            f"{prefix}reference_split={reference_split!r} of {dataset!r} has "
+            f"{info.splits[reference_split]} images, fewer than {prefix}num_samples={num_samples}."
+        )
+    features_info = data.dataset_info(feature_dataset or dataset, data_dir=data_dir)
+    train_size = features_info.splits[features_info.train_split]
+    if classifier_batch_size > train_size:
+        raise ConfigError(
+            f"{prefix}classifier_batch_size={classifier_batch_size} is larger than the "
+            f"{train_size} training images of {features_info.name!r}."
+        )
+
 
 def mode_coverage(labels: np.ndarray, num_classes: int) -> dict[str, float]:
     """Summary of a predicted-class histogram.
@@ -56,8 +143,8 @@ def feature_scores(
     """
     return {
         "fid": frechet_distance(*gaussian_stats(features), *reference),
-        **precision_recall(real_features, features, k=3),
-        **density_coverage(real_features, features, k=5),
+        **precision_recall(real_features, features, k=PRECISION_K),
+        **density_coverage(real_features, features, k=DENSITY_K),
     }
 
 
@@ -119,7 +206,22 @@ class SampleQuality:
 
         Returns:
           The SampleQuality.
+
+        Raises:
+          ConfigError: a bad argument (``check_quality_args``), before any work.
         """
+        check_quality_args(
+            dataset,
+            num_samples=num_samples,
+            feature_dataset=feature_dataset,
+            reference_split=reference_split,
+            reference_examples=reference_examples,
+            classifier_steps=classifier_steps,
+            classifier_batch_size=classifier_batch_size,
+            classifier_features=classifier_features,
+            classifier_seed=classifier_seed,
+            data_dir=data_dir,
+        )
         net = dataset_classifier(
             feature_dataset or dataset,
             data_dir,

@@ -140,6 +140,22 @@ class MLPDecoder(nn.Module):
         return y.reshape(z.shape[0], *self.image_shape, self.out_features)
 
 
+def check_widths(architecture: str, features: Sequence[int], hidden_features: int) -> None:
+    """Raises a ConfigError naming a bad layer width of ``make_encoder``/``make_decoder``.
+
+    ``features`` must hold positive widths (the conv nets at least one: one per
+    halving; an empty MLP tuple is a linear map) and a conv net's
+    ``hidden_features`` must be positive; Flax would fail deep inside (a
+    division by zero, a negative shape) or build a layer of no units.
+    """
+    conv = architecture == "conv"
+    if any(not isinstance(f, int) or f < 1 for f in features) or (conv and not features):
+        hint = " (at least one for the conv nets: one per halving)" if conv else ""
+        raise ConfigError(f"features={tuple(features)} must hold positive layer widths{hint}.")
+    if conv and hidden_features < 1:
+        raise ConfigError(f"hidden_features={hidden_features} must be a positive integer.")
+
+
 def make_encoder(
     architecture: str,
     out_features: int,
@@ -148,6 +164,7 @@ def make_encoder(
     hidden_features: int,
 ) -> nn.Module:
     """The encoder of ``architecture`` ("conv" or "mlp"); ``hidden_features`` is conv-only."""
+    check_widths(architecture, features, hidden_features)
     if architecture == "conv":
         return ConvEncoder(out_features, num_levels, tuple(features), hidden_features)
     if architecture == "mlp":
@@ -163,7 +180,9 @@ def make_decoder(
     hidden_features: int,
 ) -> nn.Module:
     """The decoder of ``architecture`` ("conv" or "mlp") matching ``make_encoder``."""
-    shape = tuple(int(s) for s in image_shape)
+    check_widths(architecture, features, hidden_features)
+    h, w, c = (int(s) for s in image_shape)
+    shape = (h, w, c)
     if architecture == "conv":
         return ConvDecoder(shape, out_features, tuple(features), hidden_features)
     if architecture == "mlp":

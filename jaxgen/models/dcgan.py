@@ -38,8 +38,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen import levels
-from jaxgen.validation import ConfigError
+from jaxgen.validation import ConfigError, check_sizes
 
+ARCHITECTURES = ("dcgan", "mlp")  # the pairs of ``make_gan``
 _WEIGHT_INIT = nn.initializers.normal(0.02)
 
 
@@ -162,6 +163,7 @@ class DCGANGenerator(nn.Module):
         Returns:
           float [B, H, W, C] in [-1, 1].
         """
+        check_sizes(self, ("features",))
         n = _check_square(self.image_shape)
         h, _, c = self.image_shape
         base = h // 2**n
@@ -201,6 +203,7 @@ class DCGANDiscriminator(nn.Module):
         Returns:
           float [B] logits of "x is real".
         """
+        check_sizes(self, ("features",))
         n = _check_square(self.image_shape)
         k = (self.kernel_size, self.kernel_size)
         y = nn.Conv(self.features, k, (2, 2), kernel_init=_WEIGHT_INIT, name="input_conv")(x)
@@ -292,7 +295,7 @@ def make_gan(
         )
     if architecture == "mlp":
         return MLPGenerator(image_shape=image_shape), MLPDiscriminator()
-    raise ConfigError(f"architecture={architecture!r} must be 'dcgan' or 'mlp'.")
+    raise ConfigError(f"architecture={architecture!r} must be one of {', '.join(ARCHITECTURES)}.")
 
 
 # The level <-> [-1, 1] maps live in jaxgen.levels; these two names stay importable from

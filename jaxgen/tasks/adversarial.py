@@ -58,7 +58,8 @@ class SampleEvaluator:
     ):
         self.model, self.num_levels = model, num_levels
         self.interpolation_steps = interpolation_steps
-        self._make_quality, self._quality = quality, None
+        self._make_quality = quality
+        self._quality: metrics.SampleQuality | None = None
         self.quality_samples = quality_samples
         fixed_key = jax.random.fold_in(keys.make_keys(seed).sample, 2**31 - 1)
         self.fixed_z = model.sample_latent(fixed_key, num_samples)
@@ -155,12 +156,23 @@ def gan(
       The Task; its state is built by ``jaxgen.gan.init_state``.
 
     Raises:
-      ConfigError: a bad ``k`` or ``generator_loss``.
+      ConfigError: a bad argument, named: ``k``, ``generator_loss``, a beta
+        outside [0, 1), a size below 1, fewer than 2 interpolation steps.
     """
     if k < 1:
         raise ConfigError(f"k={k} discriminator steps per generator step must be >= 1.")
     if generator_loss not in GENERATOR_LOSSES:
         raise ConfigError(f"generator_loss={generator_loss!r} must be one of {GENERATOR_LOSSES}.")
+    for name, beta in (("adam_b1", adam_b1), ("adam_b2", adam_b2)):
+        if not 0 <= beta < 1:  # 1: the bias correction divides by 1 - beta**t = 0
+            raise ConfigError(f"{name}={beta} (Adam's beta) must be in [0, 1).")
+    sizes = dict(latent_dim=latent_dim, num_samples=num_samples, quality_samples=quality_samples)
+    sizes["interpolation_rows"] = interpolation_rows
+    for name, value in sizes.items():
+        if value < 1:
+            raise ConfigError(f"{name}={value} must be a positive integer.")
+    if interpolation_steps < 2:
+        raise ConfigError(f"interpolation_steps={interpolation_steps} must be at least 2.")
     model = gan_lib.GAN(generator, discriminator, latent_dim=latent_dim)
 
     def init(key, batch):

@@ -16,6 +16,7 @@ from jaxgen import data, likelihoods, metrics, transfer
 from jaxgen import gan as gan_lib
 from jaxgen.models import registry
 from jaxgen.models.autoencoder import Autoencoder
+from jaxgen.models.dcgan import ARCHITECTURES as GAN_ARCHITECTURES
 from jaxgen.models.dcgan import make_gan
 from jaxgen.models.vae import VAE
 from jaxgen.tasks.adversarial import gan
@@ -56,7 +57,18 @@ def _autoencoder(config: ConfigDict) -> tuple[nn.Module, Task]:
 
 
 def check_gan_config(config: ConfigDict) -> None:
-    """Raises a ConfigError naming the first bad GAN-specific value of an experiment config."""
+    """Raises a ConfigError naming the first bad GAN-specific value of an experiment config.
+
+    The ``fid.*`` keys are used from the first evaluation on; they are checked
+    here, before training, with ``metrics.check_quality_args``.
+    """
+    if config.model.name not in GAN_ARCHITECTURES:
+        raise ConfigError(
+            f"model.name={config.model.name!r} must be one of {', '.join(GAN_ARCHITECTURES)}."
+        )
+    for key in ("features", "latent_dim"):
+        if config.model[key] < 1:
+            raise ConfigError(f"model.{key}={config.model[key]} must be a positive integer.")
     if config.k < 1:
         raise ConfigError(f"k={config.k} discriminator steps per generator step must be >= 1.")
     if config.batch_size % config.k:
@@ -67,21 +79,24 @@ def check_gan_config(config: ConfigDict) -> None:
     if not config.learning_rate > 0:
         raise ConfigError(f"learning_rate={config.learning_rate} must be positive.")
     if config.interpolation_rows < 1 or config.interpolation_steps < 2:
-        raise ConfigError("interpolation_rows must be >= 1 and interpolation_steps >= 2.")
+        raise ConfigError(
+            f"interpolation_rows={config.interpolation_rows} must be >= 1 and "
+            f"interpolation_steps={config.interpolation_steps} >= 2."
+        )
     fid = config.fid
-    for key in ("classifier_steps", "classifier_batch_size", "classifier_features"):
-        if fid[key] < 1:  # used at the first evaluation: checked before training
-            raise ConfigError(f"fid.{key}={fid[key]} must be a positive integer.")
-    if fid.reference_examples is not None and fid.reference_examples < 2:
-        raise ConfigError(
-            f"fid.reference_examples={fid.reference_examples} must be at least 2 (for a "
-            "covariance), or None (the whole split)."
-        )
-    if fid.num_samples <= fid.classifier_features:
-        raise ConfigError(
-            f"fid.num_samples={fid.num_samples} must exceed fid.classifier_features="
-            f"{fid.classifier_features}, or the feature covariance is singular."
-        )
+    metrics.check_quality_args(
+        config.dataset,
+        num_samples=fid.num_samples,
+        feature_dataset=fid.dataset,
+        reference_split=fid.reference_split,
+        reference_examples=fid.reference_examples,
+        classifier_steps=fid.classifier_steps,
+        classifier_batch_size=fid.classifier_batch_size,
+        classifier_features=fid.classifier_features,
+        classifier_seed=fid.classifier_seed,
+        data_dir=config.data_dir,
+        prefix="fid.",
+    )
     info = data.dataset_info(fid.dataset or config.dataset, data_dir=config.data_dir)
     if info.num_classes == 0:
         raise ConfigError(
@@ -92,12 +107,6 @@ def check_gan_config(config: ConfigDict) -> None:
         raise ConfigError(
             f"fid.dataset={info.name!r} has images of shape {info.image_shape}, unlike "
             f"dataset={config.dataset!r}; choose a feature dataset of the same shape."
-        )
-    splits = data.dataset_info(config.dataset, data_dir=config.data_dir).splits
-    if fid.reference_split not in splits:
-        raise ConfigError(
-            f"fid.reference_split={fid.reference_split!r} is not a split of "
-            f"{config.dataset!r}; use one of {list(splits)}."
         )
 
 

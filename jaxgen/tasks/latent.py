@@ -33,8 +33,13 @@ def kl_schedule(beta: float = 1.0, warmup_steps: int = 0) -> optax.Schedule:
 
     Returns:
       An Optax schedule, step -> weight.
+
+    Raises:
+      ConfigError: a negative ``warmup_steps``.
     """
-    if warmup_steps <= 0:
+    if warmup_steps < 0:
+        raise ConfigError(f"warmup_steps={warmup_steps} must be non-negative (0: no warm-up).")
+    if warmup_steps == 0:
         return optax.constant_schedule(beta)
     return optax.linear_schedule(0.0, beta, transition_steps=warmup_steps)
 
@@ -46,7 +51,9 @@ def _check_picture_sizes(**sizes: int) -> None:
             raise ConfigError(f"{name}={value} must be a positive integer.")
 
 
-def _check_vae(model: VAE, beta, elbo_samples, iwae_samples, iwae_chunk_size, edit_dim) -> None:
+def _check_vae(
+    model: VAE, beta, kl_warmup_steps, elbo_samples, iwae_samples, iwae_chunk_size, edit_dim
+) -> None:
     """Raises a ConfigError naming the first bad VAE task argument."""
     sizes = dict(elbo_samples=elbo_samples, iwae_samples=iwae_samples)
     sizes["iwae_chunk_size"] = iwae_chunk_size
@@ -57,8 +64,12 @@ def _check_vae(model: VAE, beta, elbo_samples, iwae_samples, iwae_chunk_size, ed
         raise ConfigError(
             f"iwae_chunk_size={iwae_chunk_size} must divide iwae_samples={iwae_samples}."
         )
-    if beta < 0:
+    if not beta >= 0:  # NaN too
         raise ConfigError(f"beta={beta} must be non-negative.")
+    if kl_warmup_steps < 0:
+        raise ConfigError(
+            f"kl_warmup_steps={kl_warmup_steps} must be non-negative (0: no warm-up)."
+        )
     if not 0 <= edit_dim < model.latent_dim or model.latent_dim < 2:
         raise ConfigError(
             f"edit_dim={edit_dim} must be in [0, model.latent_dim) and "
@@ -106,7 +117,7 @@ def vae(
     Raises:
       ConfigError: a bad argument, named.
     """
-    _check_vae(model, beta, elbo_samples, iwae_samples, iwae_chunk_size, edit_dim)
+    _check_vae(model, beta, kl_warmup_steps, elbo_samples, iwae_samples, iwae_chunk_size, edit_dim)
     _check_picture_sizes(manifold_size=manifold_size, interpolation_steps=interpolation_steps)
     kl_weight = kl_schedule(beta, kl_warmup_steps)
 

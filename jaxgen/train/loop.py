@@ -115,7 +115,16 @@ class Task:
 
 def check_config(config: ConfigDict) -> None:
     """Raises a ConfigError naming the first bad value among the loop's keys (before training)."""
-    for name in ("batch_size", "eval_every", "checkpoint_every", "log_every", "num_samples"):
+    if not isinstance(config.seed, int | np.integer) or not 0 <= config.seed < 2**63:
+        raise ConfigError(f"seed={config.seed!r} must be an integer in [0, 2**63).")
+    for name in (
+        "batch_size",
+        "eval_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "log_every",
+        "num_samples",
+    ):
         if config[name] < 1:
             raise ConfigError(f"{name}={config[name]} must be a positive integer.")
     if config.num_steps < 0:
@@ -208,6 +217,60 @@ def split_batches(
         yield batch
 
 
+def check_run(
+    task: Task, config: ConfigDict, mesh: Mesh | None = None
+) -> tuple[Any, optax.Schedule]:
+    """Every check of a run that needs no data: what ``train_and_evaluate`` does first.
+
+    In order: the loop's keys (``check_config``), the task itself, the task's
+    own keys (``Task.check_config``), the batch size against the devices, the
+    optimizer (``Task.make_optimizer``), the input pipeline's arguments
+    (``data.check_train_args``: levels, binarization, seed, the batch size
+    against the processes and the split) and the model's constructor
+    arguments: the step-0 state is traced abstractly (``jax.eval_shape`` of
+    ``Task.init`` and ``Task.init_state`` on an int32 batch of the dataset's
+    image shape), so a bad model argument raises here, before the data is
+    prepared (which may download). Nothing is prepared, compiled or written.
+    ``experiments.compare`` calls it for every model before training the first.
+
+    Args:
+      task: the model family's functions.
+      config: the experiment config.
+      mesh: the data mesh; default all devices.
+
+    Returns:
+      ``task.make_optimizer(config)``: (optimizer, learning-rate schedule).
+
+    Raises:
+      ConfigError: a bad config value or task, named.
+    """
+    mesh = mesh or parallel.make_mesh()
+    check_config(config)
+    _check_task(task)
+    if task.check_config is not None:
+        task.check_config(config)
+    parallel.check_batch_size(config.batch_size, mesh)
+    tx, schedule = task.make_optimizer(config)
+    rng = keys.make_keys(config.seed)
+    info = data.check_train_args(
+        config.dataset,
+        batch_size=config.batch_size,
+        seed=keys.to_seed(rng.data),
+        num_levels=config.num_levels,
+        binarize=config.binarize,
+        data_dir=config.data_dir,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    local = config.batch_size // jax.process_count()
+    example = {  # the shapes of train_batches[0]
+        "image": jax.ShapeDtypeStruct((local, *info.image_shape), jnp.int32),
+        "label": jax.ShapeDtypeStruct((local,), jnp.int32),
+    }
+    jax.eval_shape(_init_fn(task, tx, config), rng.init, example)  # traces, compiles nothing
+    return tx, schedule
+
+
 def train_and_evaluate(
     task: Task, config: ConfigDict, workdir: str | pathlib.Path, *, mesh: Mesh | None = None
 ) -> TrainState:
@@ -231,14 +294,10 @@ def train_and_evaluate(
       TrainingDiverged: ``max_nonfinite_steps`` steps in a row were non-finite.
       Preempted: SIGTERM/SIGINT arrived; a checkpoint at the current step was saved.
     """
+    mesh = mesh or parallel.make_mesh()
+    tx, schedule = check_run(task, config, mesh)  # before the data is prepared (downloaded)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    mesh = mesh or parallel.make_mesh()
-    check_config(config)
-    _check_task(task)
-    if task.check_config is not None:
-        task.check_config(config)
-    parallel.check_batch_size(config.batch_size, mesh)
     with (
         lock_workdir(workdir),
         Checkpointer(workdir / "checkpoints", config.keep_checkpoints) as checkpointer,
@@ -257,7 +316,6 @@ def train_and_evaluate(
             process_index=jax.process_index(),
             process_count=jax.process_count(),
         )
-        tx, schedule = task.make_optimizer(config)
         state = _init_state(task, tx, config, rng.init, train_batches[0], mesh)
         elapsed_before = 0.0  # wall-clock seconds of the run up to the restored checkpoint
         if checkpointer.latest_step() is not None:
@@ -397,11 +455,17 @@ def _init_state(
     mesh: Mesh,
 ) -> TrainState:
     """The step-0 state, initialised from an example batch and replicated over ``mesh``."""
+    init = _init_fn(task, tx, config)
+    return jax.jit(init, out_shardings=parallel.replicated(mesh))(key, example)
+
+
+def _init_fn(task: Task, tx: Any, config: ConfigDict) -> Callable[..., TrainState]:
+    """``(key, example batch) -> TrainState`` at step 0 (``_init_state``, ``check_run``)."""
 
     def init(key, example):
         return task.init_state(task.init(key, example), tx, config.ema_decay)
 
-    return jax.jit(init, out_shardings=parallel.replicated(mesh))(key, example)
+    return init
 
 
 def _check_resumable(checkpointer: Checkpointer, config: ConfigDict) -> None:

@@ -170,6 +170,11 @@ def test_a_type_error_from_inside_the_library_keeps_its_traceback(tmp_path, monk
         ),
         ("autoencoder", "--config.interpolation_steps=0", ("interpolation_steps=0", "positive")),
         ("gan", "--config.fid.classifier_steps=0", ("fid.classifier_steps=0", "positive")),
+        (  # a model argument: raised inside jax.eval_shape of the model's init
+            "autoencoder",
+            "--config.model.features=(8,0)",
+            ("features=(8, 0) must hold positive layer widths",),
+        ),
     ],
 )
 def test_keys_used_after_training_are_checked_before_it(

@@ -1,9 +1,12 @@
 """experiments.compare: the members' configs, and the whole command on the tiny budget."""
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -11,10 +14,13 @@ import pytest
 from PIL import Image
 
 from experiments import compare
+from experiments.configs import gan as gan_config
 from experiments.configs.compare import MODELS, get_config
-from jaxgen import tasks, timing
+from jaxgen import data, tasks, timing
 from jaxgen.models import registry
+from jaxgen.validation import ConfigError
 from tests.conftest import REPO, xla_flags
+from tests.experiments.test_cli import assert_clean_error
 
 TINY = "--config=experiments/configs/compare.py:tiny"
 
@@ -122,6 +128,87 @@ def test_bad_compare_configs_are_refused_with_the_key_named():
     config.eval.num_samples = 16
     with pytest.raises(ValueError, match="eval.num_samples=16 must exceed"):
         compare.check_config(config)
+
+
+@pytest.mark.parametrize("models", ["pixelcnn,vae,dcgan", "pixelcnn,vae"])  # with the GAN or not
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("classifier_steps", 0, "eval.classifier_steps=0 must be a positive integer"),
+        ("classifier_features", 0, "eval.classifier_features=0 must be a positive integer"),
+        ("reference_examples", 1, "eval.reference_examples=1 must be at least eval.num_samples"),
+        ("num_samples", 10_001, "eval.num_samples=10001 is more than the 10000 test images"),
+        ("completion_steps", 0, "eval.completion_steps=0 must be positive"),
+        ("test_max_examples", 0, "eval.test_max_examples=0 must be positive, or None"),
+        ("grid_samples", 65, "eval.grid_samples=65 must be in [1, eval.num_samples=64]"),
+        ("num_completions", 0, "eval.num_completions=0 must be in [1, eval.num_samples=64]"),
+    ],
+)
+def test_evaluation_keys_are_checked_before_anything_trains(models, key, value, message):
+    # Used only once every model has trained (the FID's, on every member's samples).
+    config = get_config("tiny")
+    config.models = models
+    config.eval[key] = value
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        compare.check_config(config)
+
+
+def test_curve_points_and_seed_are_checked_against_every_member():
+    config = get_config("tiny")
+    config.curve_points = 9
+    with pytest.raises(ConfigError, match=r"curve_points=9 must be at most .* pixelcnn has 8"):
+        compare.check_config(config)
+    config = get_config("tiny")
+    config.seed = -1
+    with pytest.raises(ConfigError, match=re.escape("seed=-1 must be an integer in [0, 2**63)")):
+        compare.check_config(config)
+
+
+def test_every_member_is_built_and_checked_before_the_first_trains(tmp_path, monkeypatch):
+    def bad_gan_config(variants):
+        c = gan_config.get_config(variants)
+        c.adam_b1 = 1.0  # a member value compare does not set: a bug in a member's config
+        return c
+
+    monkeypatch.setitem(
+        compare.MEMBERS,
+        "dcgan",
+        dataclasses.replace(compare.MEMBERS["dcgan"], get_config=bad_gan_config),
+    )
+
+    def fail(*args, **kwargs):
+        raise AssertionError("prepared or trained before every member was checked")
+
+    monkeypatch.setattr(data, "prepare", fail)
+    monkeypatch.setattr(compare, "train_and_evaluate", fail)
+    with pytest.raises(ConfigError, match=re.escape("DCGAN (models=dcgan): adam_b1=1.0")):
+        compare.run(get_config("tiny"), tmp_path)
+    monkeypatch.undo()
+    members = compare.check_config(get_config("tiny"))  # the good config: all six, ready
+    assert list(members) == list(MODELS)
+    assert all(callable(task.eval_fn) for _, _, task in members.values())
+
+
+def test_a_bad_evaluation_key_exits_before_any_data_or_training(tmp_path):
+    # Offline with no data and no raw files: a check after preparing would not get here.
+    env = {k: v for k, v in os.environ.items() if k != "JAXGEN_RAW_DIR"}
+    env.update(XLA_FLAGS=xla_flags(1), TFDS_DATA_DIR=str(tmp_path / "tfds"), JAX_PLATFORMS="cpu")
+    workdir = tmp_path / "compare"
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.compare", "--workdir", str(workdir), TINY]
+        + ["--config.eval.classifier_steps=0"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    seconds = time.perf_counter() - start
+    assert_clean_error(result, "eval.classifier_steps=0", "positive")
+    assert [p.name for p in workdir.iterdir()] == ["run.lock"]  # no member trained or created
+    assert not (tmp_path / "tfds").exists()  # nor any data prepared
+    assert seconds < 60, seconds  # interpreter and imports; no compilation, no training
 
 
 @pytest.mark.parametrize("budget", ["tiny", "cpu_hour", "paper"])

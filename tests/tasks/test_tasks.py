@@ -1,6 +1,7 @@
 """jaxgen.tasks: each family's loss, evaluation, state and pictures, and the config builders."""
 
 import pathlib
+import re
 
 import jax
 import jax.numpy as jnp
@@ -13,9 +14,9 @@ from experiments.configs import gan as gan_config
 from experiments.configs import pixelcnn as pixelcnn_config
 from experiments.configs import vae as vae_config
 from jaxgen import gan as gan_lib
-from jaxgen import latent, losses, tasks, viz
+from jaxgen import latent, losses, tasks, train, viz
 from jaxgen.models import VAE, Autoencoder, GatedPixelCNN, PixelCNN
-from jaxgen.models.dcgan import make_gan
+from jaxgen.models.dcgan import DCGANDiscriminator, DCGANGenerator, make_gan
 from jaxgen.validation import ConfigError
 
 SHAPE = (8, 8, 1)
@@ -126,6 +127,8 @@ def test_vae_loss_weights_the_kl_by_the_step():
     [
         ({"iwae_samples": 10, "iwae_chunk_size": 3}, "iwae_chunk_size=3 must divide"),
         ({"beta": -1.0}, "beta=-1.0"),
+        ({"beta": float("nan")}, "beta=nan"),
+        ({"kl_warmup_steps": -1}, "kl_warmup_steps=-1 must be non-negative"),
         ({"elbo_samples": 0}, "elbo_samples=0"),
         ({"edit_dim": 2}, "edit_dim=2"),
     ],
@@ -199,6 +202,81 @@ def test_gan_task_builds_both_players_state_and_steps(tmp_path, grids):
         tasks.gan(generator, discriminator, k=0)
     with pytest.raises(ConfigError, match="generator_loss='hinge'"):
         tasks.gan(generator, discriminator, generator_loss="hinge")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"adam_b1": 1.0}, "adam_b1=1.0 (Adam's beta) must be in [0, 1)"),
+        ({"adam_b1": -0.1}, "adam_b1=-0.1"),
+        ({"adam_b2": 1.5}, "adam_b2=1.5"),
+        ({"adam_b2": float("nan")}, "adam_b2=nan"),
+        ({"latent_dim": 0}, "latent_dim=0 must be a positive integer"),
+        ({"num_samples": -1}, "num_samples=-1 must be a positive integer"),
+        ({"interpolation_steps": 1}, "interpolation_steps=1 must be at least 2"),
+    ],
+)
+def test_gan_rejects_bad_arguments(kwargs, message):
+    generator, discriminator = make_gan("mlp", (8, 8, 1))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        tasks.gan(generator, discriminator, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("model.name", "wgan", "model.name='wgan' must be one of dcgan, mlp"),
+        ("model.features", 0, "model.features=0 must be a positive integer"),
+        ("model.latent_dim", -1, "model.latent_dim=-1 must be a positive integer"),
+        ("adam_b2", 1.0, "adam_b2=1.0 (Adam's beta) must be in [0, 1)"),
+        ("fid.classifier_seed", -1, "fid.classifier_seed=-1 must be non-negative"),
+        ("fid.reference_examples", 1, "fid.reference_examples=1 must be at least fid.num_samp"),
+        ("fid.reference_examples", 100, "fid.reference_examples=100 must be at least fid.num_s"),
+        ("fid.num_samples", 5, "fid.num_samples=5 must exceed fid.classifier_features=4"),
+        ("fid.num_samples", 10_001, "fid.num_samples=10001 is more than the 10000 test images"),
+        ("fid.classifier_batch_size", 60_001, "fid.classifier_batch_size=60001 is larger than"),
+    ],
+)
+def test_gan_config_checks_every_fid_key_before_training(key, value, message):
+    config = gan_config.get_config("tiny")
+    config.fid.classifier_features = 4
+    section, _, name = key.rpartition(".")
+    (config[section] if section else config)[name] = value
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        tasks.from_config("gan", config)
+
+
+@pytest.mark.parametrize(
+    ("family", "get_config", "key", "value", "message"),
+    [
+        ("autoregressive", pixelcnn_config.get_config, "model.features", 0, "features=0"),
+        ("vae", vae_config.get_config, "model.features", (16, 0), "features=(16, 0) must hold"),
+        ("autoencoder", autoencoder_config.get_config, "model.features", (), "at least one"),
+        ("autoencoder", autoencoder_config.get_config, "model.hidden_features", 0, "hidden_f"),
+    ],
+)
+def test_bad_model_arguments_are_config_errors_before_any_data(
+    family, get_config, key, value, message
+):
+    # The modules check their arguments when set up: train.check_run traces their
+    # init abstractly (jax.eval_shape), with no data at hand.
+    config = get_config("tiny")
+    config.model[key.split(".")[1]] = value
+    _, task = tasks.from_config(family, config)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train.check_run(task, config)
+
+
+def test_dcgan_networks_check_their_width_before_any_data():
+    config = gan_config.get_config("tiny")
+    for features in ((0, 4), (4, -1)):
+        generator, discriminator = (
+            DCGANGenerator(features=features[0]),
+            DCGANDiscriminator(features=features[1]),
+        )
+        task = tasks.gan(generator, discriminator, latent_dim=8)
+        with pytest.raises(ConfigError, match=r"DCGAN\w+ features=(0|-1) must be positive"):
+            train.check_run(task, config)
 
 
 def test_gan_fixed_codes_follow_the_seed():

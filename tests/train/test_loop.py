@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import jax
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from experiments.configs.pixelcnn import get_config
 from jaxgen import data, losses, parallel, tasks
 from jaxgen.train import evaluate, loop, make_eval_step, split_batches
+from jaxgen.validation import ConfigError
 from tests.train.helpers import load_params, metric_rows
 
 MESH = parallel.make_mesh(1)
@@ -200,3 +202,52 @@ def test_values_used_only_after_training_are_checked_before_it(config, monkeypat
         loop.check_config(config)
     config.num_samples = 4
     loop.check_config(config)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("lr_schedule", "cosine", "lr_schedule='cosine' must be one of"),  # the optimizer
+        ("grad_clip_norm", -1.0, "grad_clip_norm=-1.0 must be positive"),
+        ("num_levels", 3, "num_levels=3 must be in 2..2"),  # the input pipeline
+        ("binarize", "dynamic", "binarize='dynamic' needs 8-bit data"),
+        ("batch_size", 50_016, "batch_size=50016 is larger than the 50000 examples"),
+        ("model.num_layers", 0, "PixelCNN num_layers=0 must be positive"),  # the model
+        ("model.head_features", -2, "PixelCNN head_features=-2 must be positive"),
+        ("keep_checkpoints", 0, "keep_checkpoints=0 must be a positive integer"),
+        ("seed", -1, "seed=-1 must be an integer in [0, 2**63)"),
+    ],
+)
+def test_bad_values_are_found_before_the_data_is_prepared(
+    tmp_path, monkeypatch, key, value, message
+):
+    # Not prepared, no raw files: preparing would download (here: fail loudly).
+    config = get_config("tiny")
+    config.data_dir, config.raw_dir = str(tmp_path / "tfds"), None
+    section, _, name = key.rpartition(".")
+    (config[section] if section else config)[name] = value
+
+    def prepare(*args, **kwargs):
+        raise AssertionError("data.prepare was called before the checks")
+
+    monkeypatch.setattr(data, "prepare", prepare)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        loop.train_and_evaluate(make_task(config), config, tmp_path / "w", mesh=MESH)
+    assert not (tmp_path / "w").exists()  # nor was the workdir made
+    assert not (tmp_path / "tfds").exists()
+
+
+def test_a_good_config_gets_past_the_checks_to_the_data(tmp_path, monkeypatch):
+    config = get_config("tiny")
+    config.data_dir, config.raw_dir = str(tmp_path / "tfds"), None
+    prepared = []
+
+    def prepare(*args, **kwargs):
+        prepared.append(args)
+        raise data.DatasetError("not here")
+
+    monkeypatch.setattr(data, "prepare", prepare)
+    assert loop.check_run(make_task(config), config, MESH)[1](0) == config.learning_rate
+    with pytest.raises(data.DatasetError, match="not here"):
+        loop.train_and_evaluate(make_task(config), config, tmp_path / "w", mesh=MESH)
+    assert prepared == [("binarized_mnist",)]
