@@ -62,7 +62,8 @@ def main(
       argv: the command line, program name first; default ``sys.argv``.
     """
     argv = list(sys.argv if argv is None else argv)
-    try:
+
+    def experiment() -> None:
         config, workdir, distributed = parse_flags(argv, default_config)
         if distributed is not None:
             parallel.initialize_distributed(**distributed)
@@ -70,6 +71,19 @@ def main(
         check_workdir(workdir)
         with lock_workdir(workdir):  # the whole experiment, not only its training loop
             run(config, workdir)
+
+    guarded(experiment)
+
+
+def guarded(command: Callable[[], Any]) -> None:
+    """Calls ``command()``, turning user errors into a one-paragraph message and an exit code.
+
+    User errors (``is_user_error``) exit with 2 (a diverged run with 1); a
+    ``Preempted`` run exits with 128 + the signal number; any other exception
+    keeps its traceback, as does every error when ``JAXGEN_TRACEBACK`` is set.
+    """
+    try:
+        command()
     except Preempted as e:
         print(str(e), file=sys.stderr)
         sys.exit(128 + (e.signum or 15))  # 15: SIGTERM, what a preemption notice stands for
@@ -77,6 +91,28 @@ def main(
         if os.environ.get("JAXGEN_TRACEBACK") or not is_user_error(e):
             raise
         _exit(str(e), EXIT_FAILURE if isinstance(e, TrainingDiverged) else EXIT_USAGE)
+
+
+def parse_command_flags(
+    argv: Sequence[str], define: Callable[[flags.FlagValues], None], usage: str
+) -> flags.FlagValues:
+    """Parses the flags of a command that takes no config (``experiments.sample``, ``evaluate``).
+
+    Args:
+      argv: the command line, program name first.
+      define: defines the command's flags on the given ``FlagValues``.
+      usage: one line on how to call the command, added to flag errors.
+
+    Raises:
+      UsageError: an unknown flag, a bad value or a missing required flag.
+    """
+    flag_values = flags.FlagValues()
+    define(flag_values)
+    try:
+        flag_values(list(argv))
+    except flags.Error as e:
+        raise UsageError(f"{_last_error_line(str(e))}. Usage: {usage}") from None
+    return flag_values
 
 
 def is_user_error(error: Exception) -> bool:

@@ -15,6 +15,8 @@ The public API, one module per job (``from jaxgen import models, losses, ...``):
   metrics    fid, SampleQuality (FID, mode coverage, ...), nearest_training_neighbours
   viz        image grids, latent manifolds, interpolation strips
   levels     int levels <-> [-1, 1] and [0, 1]
+  load_run   a trained workdir back as a Run: sample, log_likelihood, complete,
+             encode/decode, evaluate (``jaxgen.runs``)
 
 Also: ``gan`` (the two-player step), ``likelihoods`` (decoder likelihoods),
 ``parallel`` (mesh, shardings, multi-host), ``timing``, ``transfer``, ``nn``
@@ -23,8 +25,7 @@ Modules are imported on first use, so ``import jaxgen`` stays light.
 """
 
 import importlib
-from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jaxgen.validation import ConfigError
 
@@ -47,9 +48,12 @@ if TYPE_CHECKING:
         transfer,
         viz,
     )
+    from jaxgen.runs import Run, load_run
 
 __all__ = [
     "ConfigError",
+    "Run",
+    "load_run",
     "models",
     "losses",
     "sampling",
@@ -67,16 +71,19 @@ __all__ = [
     "transfer",
     "nn",
 ]
-_MODULES = frozenset(__all__) - {"ConfigError"}
+_MODULES = frozenset(__all__) - {"ConfigError", "Run", "load_run"}
+_RUN_NAMES = frozenset({"Run", "load_run"})
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> ModuleType:
-    """Imports the public module ``jaxgen.<name>`` on first access."""
+def __getattr__(name: str) -> Any:
+    """Imports the public module ``jaxgen.<name>`` (or ``load_run``, ``Run``) on first access."""
     if name in _MODULES:
         return importlib.import_module(f"jaxgen.{name}")
+    if name in _RUN_NAMES:
+        return getattr(importlib.import_module("jaxgen.runs"), name)
     raise AttributeError(f"module 'jaxgen' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_MODULES])
+    return sorted([*globals(), *_MODULES, *_RUN_NAMES])

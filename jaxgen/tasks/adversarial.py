@@ -12,7 +12,7 @@ from ml_collections import ConfigDict
 from jaxgen import gan as gan_lib
 from jaxgen import keys, losses, metrics, viz
 from jaxgen.levels import to_signed
-from jaxgen.train.loop import Task
+from jaxgen.train.loop import Inference, Task
 from jaxgen.train.optim import make_schedule
 from jaxgen.train.step import jit_train_step
 from jaxgen.validation import ConfigError
@@ -218,6 +218,22 @@ def gan(
         quality=quality,
         quality_samples=quality_samples,
     )
+
+    def sample(params, key, shape):
+        z = model.sample_latent(key, shape[0])
+        images = gan_lib.generate_levels(model, jax.device_get(params), z, num_levels)
+        if images.shape != tuple(shape):
+            raise ConfigError(f"shape={shape}: the generator makes images of {images.shape[1:]}.")
+        return images
+
+    inference = Inference(
+        sample=sample,
+        density_note=(
+            "a GAN's density is implicit: it can be sampled but not evaluated; FID and "
+            "precision/recall of its samples measure it"
+        ),
+        sample_metrics=None if quality is None else evaluator.sample_metrics,
+    )
     return Task(
         init=init,
         loss_fn=None,  # the two players have their own step
@@ -227,4 +243,7 @@ def gan(
         make_train_step=make_train_step,
         evaluate_samples=evaluator,
         best_metric=None if quality is None else "fid",
+        family="gan",
+        modules={"generator": generator, "discriminator": discriminator},
+        inference=inference,
     )

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen import losses, sampling, viz
-from jaxgen.train.loop import Task
+from jaxgen.train.loop import Inference, Task
 from jaxgen.validation import ConfigError
 
 
@@ -108,4 +108,35 @@ def autoregressive(model: nn.Module, *, sample_method: str | None = None) -> Tas
             ),
         ]
 
-    return Task(init=init, loss_fn=loss_fn, eval_fn=eval_fn, write_samples=write_samples)
+    @jax.jit
+    def log_likelihood(params, images, key, labels):
+        del key  # exact
+        batch = {"image": images, "label": labels}
+        return -nll(params, batch)
+
+    def sample(params, key, shape, *, labels=None, **options):
+        return sampling.autoregressive_sample(
+            model, params, key, shape, labels=labels, **{**method, **options}
+        )
+
+    def complete(params, key, images, known, *, labels=None, **options):
+        return sampling.complete(
+            model, params, key, images, known, labels=labels, **{**method, **options}
+        )
+
+    inference = Inference(
+        sample=sample,
+        density="exact",
+        density_note="the chain rule over sub-pixels in raster-then-channel order",
+        log_likelihood=log_likelihood,
+        complete=complete,
+    )
+    return Task(
+        init=init,
+        loss_fn=loss_fn,
+        eval_fn=eval_fn,
+        write_samples=write_samples,
+        family="autoregressive",
+        modules={"model": model},
+        inference=inference,
+    )

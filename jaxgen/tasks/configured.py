@@ -7,7 +7,8 @@ config file.
 """
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 from ml_collections import ConfigDict
@@ -25,16 +26,21 @@ from jaxgen.tasks.latent import autoencoder, vae
 from jaxgen.train.loop import Task
 from jaxgen.validation import ConfigError
 
+# Flax modules by role, as in ``Task.modules``.
+Modules = Mapping[str, nn.Module]
 
-def _autoregressive(config: ConfigDict) -> tuple[nn.Module, Task]:
-    model = registry.build_model(config.model.to_dict(), config.num_levels)
+
+def _autoregressive(config: ConfigDict, modules: Modules) -> tuple[nn.Module, Task]:
+    model = modules.get("model") or registry.build_model(config.model.to_dict(), config.num_levels)
     return model, autoregressive(model, sample_method=config.sample_method)
 
 
-def _vae(config: ConfigDict) -> tuple[nn.Module, Task]:
-    likelihoods.check_likelihood(config.model.likelihood, config.num_levels)
-    shape = data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape
-    model = VAE(num_levels=config.num_levels, image_shape=shape, **config.model.to_dict())
+def _vae(config: ConfigDict, modules: Modules) -> tuple[nn.Module, Task]:
+    model = modules.get("model")
+    if not isinstance(model, VAE):
+        likelihoods.check_likelihood(config.model.likelihood, config.num_levels)
+        shape = data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape
+        model = VAE(num_levels=config.num_levels, image_shape=shape, **config.model.to_dict())
     task = vae(
         model,
         beta=config.beta,
@@ -49,9 +55,13 @@ def _vae(config: ConfigDict) -> tuple[nn.Module, Task]:
     return model, dataclasses.replace(task, check_config=transfer.check_config)
 
 
-def _autoencoder(config: ConfigDict) -> tuple[nn.Module, Task]:
-    shape = data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape
-    model = Autoencoder(num_levels=config.num_levels, image_shape=shape, **config.model.to_dict())
+def _autoencoder(config: ConfigDict, modules: Modules) -> tuple[nn.Module, Task]:
+    model = modules.get("model")
+    if not isinstance(model, Autoencoder):
+        shape = data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape
+        model = Autoencoder(
+            num_levels=config.num_levels, image_shape=shape, **config.model.to_dict()
+        )
     task = autoencoder(model, interpolation_steps=config.interpolation_steps)
     return model, dataclasses.replace(task, check_config=transfer.check_config)
 
@@ -130,10 +140,14 @@ def gan_quality(config: ConfigDict) -> metrics.SampleQuality:
     )
 
 
-def _gan(config: ConfigDict) -> tuple[gan_lib.GAN, Task]:
-    check_gan_config(config)
-    shape = data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape
-    generator, discriminator = make_gan(config.model.name, shape, config.model.features)
+def _gan(config: ConfigDict, modules: Modules) -> tuple[gan_lib.GAN, Task]:
+    if modules:  # a trained run's networks: its data's shape need not be at hand
+        generator, discriminator = modules["generator"], modules["discriminator"]
+        shape = None
+    else:
+        check_gan_config(config)
+        shape = data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape
+        generator, discriminator = make_gan(config.model.name, shape, config.model.features)
     task = gan(
         generator,
         discriminator,
@@ -153,7 +167,7 @@ def _gan(config: ConfigDict) -> tuple[gan_lib.GAN, Task]:
     return gan_lib.GAN(generator, discriminator, shape, config.model.latent_dim), task
 
 
-FAMILIES: dict[str, Callable[[ConfigDict], tuple[nn.Module, Task]]] = {
+FAMILIES: dict[str, Callable[[ConfigDict, Modules], tuple[Any, Task]]] = {
     "autoregressive": _autoregressive,
     "vae": _vae,
     "autoencoder": _autoencoder,
@@ -161,13 +175,18 @@ FAMILIES: dict[str, Callable[[ConfigDict], tuple[nn.Module, Task]]] = {
 }
 
 
-def from_config(family: str, config: ConfigDict) -> tuple[nn.Module | gan_lib.GAN, Task]:
+def from_config(
+    family: str, config: ConfigDict, modules: Modules | None = None
+) -> tuple[nn.Module | gan_lib.GAN, Task]:
     """The model and task an experiment config describes.
 
     Args:
       family: ``"autoregressive"`` (``experiments/configs/pixelcnn.py`` and
         ``pixelrnn.py``), ``"vae"``, ``"autoencoder"`` or ``"gan"`` (their config files).
       config: the experiment config.
+      modules: the Flax modules by role (``Task.modules``) to use instead of
+        building them from ``config.model``: how ``jaxgen.load_run`` rebuilds a
+        run with the modules it trained.
 
     Returns:
       (model, task): the Flax module (a ``jaxgen.gan.GAN`` for ``"gan"``) and its Task.
@@ -177,4 +196,4 @@ def from_config(family: str, config: ConfigDict) -> tuple[nn.Module | gan_lib.GA
     """
     if family not in FAMILIES:
         raise ConfigError(f"family={family!r} must be one of {', '.join(FAMILIES)}.")
-    return FAMILIES[family](config)
+    return FAMILIES[family](config, dict(modules or {}))

@@ -18,7 +18,7 @@ from jaxgen import latent, losses, viz
 from jaxgen.losses import reconstruction_loss
 from jaxgen.models.autoencoder import Autoencoder
 from jaxgen.models.vae import VAE
-from jaxgen.train.loop import Task
+from jaxgen.train.loop import Inference, Task
 from jaxgen.validation import ConfigError
 
 EDIT_ROWS = 10  # test images in the VAE's latent-editing picture
@@ -177,13 +177,49 @@ def vae(
             ),
         ]
 
+    def log_likelihood(params, images, key, labels):
+        del labels  # unconditional
+        return latent.iwae_log_px(model, params, images, key, iwae_samples, iwae_chunk_size)
+
+    def complete(params, key, images, known):
+        return latent.complete(model, params, key, images, known)
+
+    inference = Inference(
+        sample=lambda params, key, shape: _prior_draws(model, params, key, shape),
+        density="lower bound",
+        density_note=f"IWAE bound L_K with K={iwae_samples} (Burda et al., 2016)",
+        log_likelihood=log_likelihood,
+        complete=complete,
+        encode=_encoder(model),
+        decode=_decoder(model),
+    )
     return Task(
         init=init,
         loss_fn=loss_fn,
         loss_takes_step=True,
         eval_fn=eval_fn,
         write_samples=write_samples,
+        family="vae",
+        modules={"model": model},
+        inference=inference,
     )
+
+
+def _prior_draws(model: VAE, params, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """x ~ p(x|z), z ~ N(0, I): int [N, H, W, C] for ``shape`` (N, H, W, C)."""
+    if tuple(shape[1:]) != tuple(model.image_shape):
+        raise ConfigError(f"shape={shape}: the VAE draws images of shape {model.image_shape}.")
+    return latent.prior_samples(model, params, key, shape[0])[1]
+
+
+def _encoder(model: VAE | Autoencoder):
+    """``(params, images) -> float [B, D]``: the code (a VAE's posterior mean)."""
+    return jax.jit(lambda params, images: model.apply(params, images, method=model.encode_mean))
+
+
+def _decoder(model: VAE | Autoencoder):
+    """``(params, codes) -> float [B, H, W, C]``: the decoder's mean in [0, 1]."""
+    return jax.jit(lambda params, codes: model.apply(params, codes, method=model.decode_mean))
 
 
 def autoencoder(model: Autoencoder, *, interpolation_steps: int = 8) -> Task:
@@ -240,4 +276,18 @@ def autoencoder(model: Autoencoder, *, interpolation_steps: int = 8) -> Task:
             viz.save_rows(out / f"step{step:07d}_interpolation.png", interp),
         ]
 
-    return Task(init=init, loss_fn=loss_fn, eval_fn=eval_fn, write_samples=write_samples)
+    inference = Inference(
+        sample=None,
+        density_note="an autoencoder has no prior and defines no density",
+        encode=_encoder(model),
+        decode=_decoder(model),
+    )
+    return Task(
+        init=init,
+        loss_fn=loss_fn,
+        eval_fn=eval_fn,
+        write_samples=write_samples,
+        family="autoencoder",
+        modules={"model": model},
+        inference=inference,
+    )

@@ -11,8 +11,11 @@ of temporary folders is safe because one run at a time uses a workdir
 (``jaxgen.train.workdir``): another run's save in progress would look half-written.
 """
 
+import contextlib
+import logging
 import pathlib
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -29,24 +32,35 @@ class Checkpointer:
     """Saves and restores TrainStates under ``directory``/<step>/.
 
     Args:
-      directory: the checkpoints folder (created if missing).
+      directory: the checkpoints folder (created if missing, unless ``read_only``).
       keep: number of most recent checkpoints to keep.
+      read_only: only read (``jaxgen.load_run``): creates and removes nothing,
+        so a training run may be saving into ``directory`` meanwhile.
     """
 
-    def __init__(self, directory: str | pathlib.Path, keep: int):
+    def __init__(self, directory: str | pathlib.Path, keep: int, *, read_only: bool = False):
         if keep < 1:
             raise ConfigError(f"keep_checkpoints={keep} must be at least 1.")
         directory = pathlib.Path(directory).absolute()
-        _remove_half_written(directory)
-        self._manager = ocp.CheckpointManager(
-            directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
-            item_names=("state", "meta"),
-        )
+        if read_only:
+            options = ocp.CheckpointManagerOptions(
+                read_only=True, create=False, max_to_keep=None, save_interval_steps=0
+            )
+        else:
+            _remove_half_written(directory)
+            options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        with _quiet_absl(read_only):  # Orbax warns that a read-only manager is read-only
+            self._manager = ocp.CheckpointManager(
+                directory, options=options, item_names=("state", "meta")
+            )
 
     def latest_step(self) -> int | None:
         """The step of the newest complete checkpoint, or None."""
         return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        """The steps of every complete checkpoint, in ascending order."""
+        return sorted(self._manager.all_steps())
 
     def save(self, state: Any, meta: dict) -> None:
         """Saves ``state`` at step ``state.step`` (asynchronously; atomic on completion).
@@ -94,6 +108,19 @@ class Checkpointer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _quiet_absl(quiet: bool) -> Iterator[None]:
+    """Hides absl's warnings (Orbax logs through absl) while ``quiet``."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _remove_half_written(directory: pathlib.Path) -> None:

@@ -47,6 +47,7 @@ from jaxgen.train.guard import METRIC as NONFINITE_METRIC
 from jaxgen.train.guard import NonFiniteStreak
 from jaxgen.train.logging import MetricsWriter, progress_bar
 from jaxgen.train.preemption import Preempted, PreemptionWatcher
+from jaxgen.train.record import run_record
 from jaxgen.train.state import TrainState
 from jaxgen.train.workdir import check_schedule, lock_workdir
 from jaxgen.validation import ConfigError
@@ -57,6 +58,45 @@ MODEL_KEYS = ("model", "dataset", "num_levels")
 BEST_DIR = "checkpoints_best"
 # Consecutive skipped (non-finite) steps tolerated when the config has no ``max_nonfinite_steps``.
 DEFAULT_MAX_NONFINITE_STEPS = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Inference:
+    """What a trained model of a family does for its users (``jaxgen.load_run``'s ``Run``).
+
+    Every function takes the evaluation params first; images are int [B, H, W, C]
+    in [0, num_levels).
+
+    Attributes:
+      sample: ``(params, key, shape, **options) -> int [N, H, W, C]`` for
+        ``shape = (N, H, W, C)``; the options are the family's (the autoregressive
+        sampler's ``temperature``, ``first_pixel``, ``labels``); None: the family
+        has no sampler (the autoencoder).
+      density: what ``log_likelihood`` returns: ``"exact"``, ``"lower bound"`` or
+        ``"estimate"``; None: the family defines no density.
+      density_note: how it is computed, e.g. ``"IWAE bound, K=100"``, or why
+        there is none.
+      log_likelihood: ``(params, images, key, labels) -> float [B]`` log p(x) in
+        nats per image (``labels``: int [B] or None); None when ``density`` is None.
+      complete: ``(params, key, images, known, **options) -> int [B, H, W, C]``
+        keeping the pixels where ``known`` (bool [B, H, W]) is True; None: the
+        family cannot complete.
+      encode: ``(params, images) -> float [B, D]`` the code (the posterior mean
+        of a VAE); None without an encoder.
+      decode: ``(params, codes) -> float [B, H, W, C]`` the decoder's mean in
+        [0, 1]; None without a decoder.
+      sample_metrics: ``(params, key) -> {name: float}`` sample-quality metrics
+        (a GAN's FID, precision/recall, density/coverage); None if not measured.
+    """
+
+    sample: Callable[..., Any] | None
+    density: str | None = None
+    density_note: str = ""
+    log_likelihood: Callable[..., Any] | None = None
+    complete: Callable[..., Any] | None = None
+    encode: Callable[..., Any] | None = None
+    decode: Callable[..., Any] | None = None
+    sample_metrics: Callable[..., dict[str, float]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +138,16 @@ class Task:
       check_config: ``config -> None`` raises a ConfigError naming a bad value of
         a config key the task reads (e.g. a sampling method used only once
         training is done); the loop calls it before preparing data or training.
+      family: the family's name in ``tasks.FAMILIES`` (``"autoregressive"``,
+        ``"vae"``, ...), saved with every checkpoint so that ``jaxgen.load_run``
+        rebuilds the task; "" for a task of no family.
+      modules: the Flax modules by role (``{"model": ...}``, or ``{"generator":
+        ..., "discriminator": ...}``), saved with every checkpoint by class and
+        constructor arguments (``jaxgen.runs.module_spec``), so that a run loads
+        with the modules it trained, whatever its config says.
+      inference: what the trained model does: sampling, log-likelihood,
+        completion, codes (see ``Inference``); None: ``load_run`` can restore
+        the params but not use them.
     """
 
     init: Callable[[jax.Array, Mapping[str, np.ndarray]], Any]
@@ -111,6 +161,9 @@ class Task:
     evaluate_samples: Callable[[Any, jax.Array, pathlib.Path, int], dict[str, float]] | None = None
     best_metric: str | None = None
     check_config: Callable[[ConfigDict], None] | None = None
+    family: str = ""
+    modules: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    inference: Inference | None = None
 
 
 def check_config(config: ConfigDict) -> None:
@@ -316,6 +369,9 @@ def train_and_evaluate(
             process_index=jax.process_index(),
             process_count=jax.process_count(),
         )
+        record = run_record(
+            task.family, task.modules, info.image_shape, config.num_levels, info.num_classes
+        )
         state = _init_state(task, tx, config, rng.init, train_batches[0], mesh)
         elapsed_before = 0.0  # wall-clock seconds of the run up to the restored checkpoint
         if checkpointer.latest_step() is not None:
@@ -355,7 +411,7 @@ def train_and_evaluate(
                 return elapsed_before + time.perf_counter() - clock_start
 
             def meta() -> dict:
-                return {"config": config.to_dict(), "elapsed_s": elapsed()}
+                return {"config": config.to_dict(), "elapsed_s": elapsed(), **record}
 
             for done in range(start + 1, config.num_steps + 1):
                 batch = parallel.shard_batch(next(batches), mesh)
@@ -384,7 +440,8 @@ def train_and_evaluate(
                         if row:
                             writer.write(done, "eval", {**row, "elapsed_s": elapsed()})
                         if task.best_metric is not None:
-                            _keep_best(workdir, task.best_metric, row, state, done, config)
+                            best = (task.best_metric, row, state, done, config, record)
+                            _keep_best(workdir, *best)
                 preempted = watcher.reached(done)
                 if (done % config.checkpoint_every == 0 or preempted) and done < config.num_steps:
                     streak.update(jax.device_get(pending))  # never save past a diverged run
@@ -405,7 +462,9 @@ def train_and_evaluate(
             examples = next(iter(_eval_batches(config, info.test_split, config.num_samples)))
             key = jax.random.fold_in(rng.sample, config.num_steps)
             task.write_samples(state.eval_params, key, workdir, config.num_steps, examples)
-        checkpointer.save(state, meta={"config": config.to_dict(), "elapsed_s": train_seconds})
+        checkpointer.save(
+            state, meta={"config": config.to_dict(), "elapsed_s": train_seconds, **record}
+        )
     _report(workdir, f"Test split {info.test_split!r} of {config.dataset!r}: {json.dumps(row)}")
     return state
 
@@ -434,6 +493,7 @@ def _keep_best(
     state: TrainState,
     step: int,
     config: ConfigDict,
+    record: Mapping[str, Any],
 ) -> None:
     """Saves ``state.eval_params`` to ``BEST_DIR`` if ``row[name]`` beats the best so far."""
     if name not in row:
@@ -443,7 +503,8 @@ def _keep_best(
         return
     best = TrainState(step=jnp.asarray(step, jnp.int32), params=state.eval_params, opt_state={})
     with Checkpointer(workdir / BEST_DIR, keep=1) as checkpointer:
-        checkpointer.save(best, meta={name: value, "step": step, "config": config.to_dict()})
+        meta = {name: value, "step": step, "config": config.to_dict(), **record}
+        checkpointer.save(best, meta=meta)
 
 
 def _init_state(
@@ -523,5 +584,7 @@ def _report(workdir: pathlib.Path, message: str) -> None:
     print(
         f"{message}\nMetrics: {workdir / 'metrics.jsonl'} (TensorBoard: tensorboard --logdir "
         f"{workdir / 'tensorboard'})\nSamples: {workdir / 'samples'}\n"
-        f"Checkpoints: {workdir / 'checkpoints'}"
+        f"Checkpoints: {workdir / 'checkpoints'}\n"
+        f"Use it: python -m experiments.sample --workdir {workdir} --out samples.png, "
+        f"python -m experiments.evaluate --workdir {workdir}, or jaxgen.load_run({str(workdir)!r})"
     )

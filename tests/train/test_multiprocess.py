@@ -2,9 +2,11 @@
 
 import socket
 
+import jax
 import numpy as np
 import pytest
 
+import jaxgen
 from tests.train import helpers
 from tests.train.test_workdir import _hold, _kill
 
@@ -74,6 +76,19 @@ def test_two_processes_match_one_process(runs):
             helpers.load_params(single, step), helpers.load_params(multi, step), strict=True
         ):
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_a_run_of_two_processes_loads_in_one(runs, bmnist_dir):
+    single, multi, _ = runs
+    run = jaxgen.load_run(multi)  # this process: 8 devices, none of the writers'
+    assert run.step == STEPS and run.family == "autoregressive"
+    for a, b in zip(helpers.load_params(multi, STEPS), jax.tree.leaves(run.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(b), a)
+    run.config.data_dir = str(bmnist_dir)  # the processes read it through TFDS_DATA_DIR
+    test = helpers.metric_rows(multi)[-1]
+    row = run.evaluate()
+    assert row["num_examples"] == test["num_examples"]
+    np.testing.assert_allclose(row["nll_nats"], test["nll_nats"], rtol=1e-5)
 
 
 def test_only_process_zero_writes_logs_and_pictures(runs):
