@@ -20,11 +20,18 @@ def test_the_package_docstring_lists_every_public_module_in_one_screen():
         assert name in doc, f"{name} is public but not on the API screen"
 
 
-@pytest.mark.parametrize("name", [n for n in jaxgen.__all__ if n != "ConfigError"])
+@pytest.mark.parametrize("name", sorted(set(jaxgen.__all__) - {"ConfigError", "Run", "load_run"}))
 def test_every_listed_module_resolves(name):
     module = getattr(jaxgen, name)
     assert module.__name__ == f"jaxgen.{name}"
     assert name in dir(jaxgen)
+
+
+def test_load_run_and_run_come_from_jaxgen_runs():
+    from jaxgen import runs
+
+    assert jaxgen.load_run is runs.load_run and jaxgen.Run is runs.Run
+    assert {"load_run", "Run"} <= set(dir(jaxgen))
 
 
 def test_unknown_names_are_attribute_errors():
