@@ -42,7 +42,12 @@ def define_flags(f: flags.FlagValues) -> None:
     flags.DEFINE_string("workdir", None, "The trained run's folder.", flag_values=f)
     flags.DEFINE_string("out", None, "Output file: .png (a grid) or .npy (levels).", flag_values=f)
     flags.DEFINE_integer("num", None, "Samples, or completions per image.", flag_values=f)
-    flags.DEFINE_float("temperature", 1.0, "Softmax temperature (autoregressive).", flag_values=f)
+    flags.DEFINE_float(
+        "temperature",
+        1.0,
+        "Softmax temperature (autoregressive); flow: z ~ N(0, T^2 I).",
+        flag_values=f,
+    )
     flags.DEFINE_string("first_pixel", "model", "model or uniform (autoregressive).", flag_values=f)
     flags.DEFINE_integer("label", None, "Class of a class-conditional model.", flag_values=f)
     flags.DEFINE_integer("seed", 0, "Seed of jax.random.key.", flag_values=f)
@@ -89,9 +94,12 @@ def main(argv: Sequence[str]) -> None:
     options = {}
     if run.family == "autoregressive":
         options = {"temperature": f.temperature, "first_pixel": f.first_pixel}
+    elif run.family == "flow" and f.first_pixel == "model":
+        options = {"temperature": f.temperature}  # z ~ N(0, T^2 I)
     elif f.temperature != 1.0 or f.first_pixel != "model":
         raise ConfigError(
-            f"--temperature and --first_pixel are for autoregressive runs, not a {run.family}."
+            "--temperature is for autoregressive and flow runs and --first_pixel for "
+            f"autoregressive runs, not a {run.family}."
         )
     if f.complete is None:
         labels = _labels(run, f.label, num)

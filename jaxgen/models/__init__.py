@@ -3,7 +3,8 @@
 Autoregressive (int images -> logits [B, H, W, C, L]): ``PixelCNN``,
 ``GatedPixelCNN``, ``PixelRNN``; latent-variable: ``Autoencoder``, ``VAE``;
 adversarial: ``DCGANGenerator``/``DCGANDiscriminator`` and the fully connected
-``MLPGenerator``/``MLPDiscriminator``. Their losses are in ``jaxgen.losses``,
+``MLPGenerator``/``MLPDiscriminator``; change of variables (a normalizing flow):
+``RealNVP``. Their losses are in ``jaxgen.losses``,
 their samplers in ``jaxgen.sampling``, ``jaxgen.latent`` and ``jaxgen.gan``;
 ``models.registry`` builds an autoregressive model by name from a config and
 ``models.dcgan.make_gan`` a (generator, discriminator) pair.
@@ -14,6 +15,7 @@ from jaxgen.models.dcgan import DCGANDiscriminator, DCGANGenerator, MLPDiscrimin
 from jaxgen.models.gated_pixelcnn import GatedPixelCNN
 from jaxgen.models.pixelcnn import PixelCNN
 from jaxgen.models.pixelrnn import PixelRNN
+from jaxgen.models.realnvp import RealNVP
 from jaxgen.models.vae import VAE
 
 __all__ = [
@@ -26,4 +28,5 @@ __all__ = [
     "MLPGenerator",
     "PixelCNN",
     "PixelRNN",
+    "RealNVP",
 ]

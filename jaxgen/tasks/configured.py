@@ -19,9 +19,11 @@ from jaxgen.models import registry
 from jaxgen.models.autoencoder import Autoencoder
 from jaxgen.models.dcgan import ARCHITECTURES as GAN_ARCHITECTURES
 from jaxgen.models.dcgan import make_gan
+from jaxgen.models.realnvp import RealNVP
 from jaxgen.models.vae import VAE
 from jaxgen.tasks.adversarial import gan
 from jaxgen.tasks.autoregressive import autoregressive
+from jaxgen.tasks.flow import flow
 from jaxgen.tasks.latent import autoencoder, vae
 from jaxgen.train.loop import Task
 from jaxgen.validation import ConfigError
@@ -167,11 +169,19 @@ def _gan(config: ConfigDict, modules: Modules) -> tuple[gan_lib.GAN, Task]:
     return gan_lib.GAN(generator, discriminator, shape, config.model.latent_dim), task
 
 
+def _flow(config: ConfigDict, modules: Modules) -> tuple[nn.Module, Task]:
+    model = modules.get("model")
+    if not isinstance(model, RealNVP):
+        model = RealNVP(num_levels=config.num_levels, **config.model.to_dict())
+    return model, flow(model, temperatures=config.temperatures, iw_samples=config.iw_samples)
+
+
 FAMILIES: dict[str, Callable[[ConfigDict, Modules], tuple[Any, Task]]] = {
     "autoregressive": _autoregressive,
     "vae": _vae,
     "autoencoder": _autoencoder,
     "gan": _gan,
+    "flow": _flow,
 }
 
 
@@ -182,7 +192,8 @@ def from_config(
 
     Args:
       family: ``"autoregressive"`` (``experiments/configs/pixelcnn.py`` and
-        ``pixelrnn.py``), ``"vae"``, ``"autoencoder"`` or ``"gan"`` (their config files).
+        ``pixelrnn.py``), ``"vae"``, ``"autoencoder"``, ``"gan"`` or ``"flow"`` (their
+        config files).
       config: the experiment config.
       modules: the Flax modules by role (``Task.modules``) to use instead of
         building them from ``config.model``: how ``jaxgen.load_run`` rebuilds a
