@@ -17,6 +17,7 @@ The public API, one module per job (``from jaxgen import models, losses, ...``):
   levels     int levels <-> [-1, 1] and [0, 1]
   load_run   a trained workdir back as a Run: sample, log_likelihood, complete,
              encode/decode, evaluate (``jaxgen.runs``)
+  ais        annealed importance sampling of an RBM's log Z (``models.RBM``)
 
 Also: ``gan`` (the two-player step), ``likelihoods`` (decoder likelihoods),
 ``parallel`` (mesh, shardings, multi-host), ``timing``, ``transfer``, ``nn``
@@ -31,6 +32,7 @@ from jaxgen.validation import ConfigError
 
 if TYPE_CHECKING:
     from jaxgen import (
+        ais,
         data,
         gan,
         latent,
@@ -70,6 +72,7 @@ __all__ = [
     "timing",
     "transfer",
     "nn",
+    "ais",
 ]
 _MODULES = frozenset(__all__) - {"ConfigError", "Run", "load_run"}
 _RUN_NAMES = frozenset({"Run", "load_run"})

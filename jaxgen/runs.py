@@ -18,6 +18,7 @@ gives the EMA, as its evaluations did.
 """
 
 import dataclasses
+import inspect
 import pathlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
@@ -30,7 +31,7 @@ from ml_collections import ConfigDict
 from jaxgen import keys, parallel, tasks
 from jaxgen.models import registry
 from jaxgen.train import BEST_DIR, Checkpointer, Task, TrainState, evaluate, split_batches
-from jaxgen.train.loop import Inference
+from jaxgen.train.loop import Inference, prepare_eval
 from jaxgen.train.record import build_module
 from jaxgen.train.step import make_eval_step
 from jaxgen.validation import ConfigError, check_images
@@ -46,7 +47,7 @@ class Run:
     Attributes:
       workdir: the run's folder.
       step: the checkpoint's step.
-      family: ``"autoregressive"``, ``"vae"``, ``"autoencoder"`` or ``"gan"``.
+      family: ``"autoregressive"``, ``"vae"``, ``"autoencoder"``, ``"gan"``, ``"rbm"``, ...
       model: the Flax module (a ``jaxgen.gan.GAN`` for a GAN).
       params: the evaluation params (the EMA where the run kept one), on one device.
       config: the run's config.
@@ -86,10 +87,13 @@ class Run:
           num: number of images.
           **options: the family sampler's options; autoregressive: ``temperature``
             (float), ``first_pixel`` (``"model"``, ``"uniform"`` or probabilities
-            [L]), ``labels`` (int [num], class-conditional models), ``method``.
+            [L]), ``labels`` (int [num], class-conditional models), ``method``;
+            RBM: ``num_steps`` (Gibbs sweeps), ``init`` (``"base"`` or
+            ``"random"`` chain starts), ``mean_field``.
 
         Returns:
-          int32 [num, H, W, C] in [0, num_levels).
+          int32 [num, H, W, C] in [0, num_levels) (an RBM's ``mean_field=True``:
+          float32 p(v = 1 | h) of the last sweep).
 
         Raises:
           ConfigError: the family has no sampler (the autoencoder), or a bad option.
@@ -99,11 +103,13 @@ class Run:
             raise ConfigError(f"This {self.family} run cannot sample: {self.density_note}.")
         if not isinstance(num, int | np.integer) or num < 1:
             raise ConfigError(f"num={num!r} must be a positive number of images.")
-        if self.family != "autoregressive" and options:
+        shape = (num, *self.image_shape)
+        if options and not _accepts(sample, self.params, key, shape, **options):
             raise ConfigError(
-                f"This {self.family} run's sampler takes no options; got {', '.join(options)}."
+                f"This {self.family} run's sampler takes no option "
+                f"{', '.join(options)}; see its family's sample function."
             )
-        return np.asarray(sample(self.params, key, (num, *self.image_shape), **options))
+        return np.asarray(sample(self.params, key, shape, **options))
 
     def log_likelihood(
         self,
@@ -138,12 +144,13 @@ class Run:
                     "key=jax.random.key(0)."
                 )
             key = jax.random.key(0)
+        params, _ = prepare_eval(self.task, self.params, key, True)  # e.g. an RBM's log Z
         parts = []
         for i, start in enumerate(range(0, len(images), LOG_LIKELIHOOD_BATCH)):
             part = slice(start, start + LOG_LIKELIHOOD_BATCH)
             batch_labels = None if labels is None else labels[part]
             batch_key = jax.random.fold_in(key, i)
-            parts.append(fn(self.params, images[part], batch_key, batch_labels))
+            parts.append(fn(params, images[part], batch_key, batch_labels))
         return np.concatenate(jax.device_get(parts))
 
     def complete(
@@ -160,7 +167,8 @@ class Run:
         Returns:
           int32 [B, H, W, C]: exact draws of p(unknown | earlier known) for an
           autoregressive model (``jaxgen.sampling.complete``), a pseudo-Gibbs
-          chain for a VAE (``jaxgen.latent.complete``).
+          chain for a VAE (``jaxgen.latent.complete``), clamped block Gibbs
+          sampling for an RBM (``jaxgen.models.rbm.complete``).
 
         Raises:
           ConfigError: the family cannot complete, or mismatched shapes.
@@ -234,7 +242,8 @@ class Run:
                 raise ConfigError("A GAN cannot evaluate given images: it has no density.")
             images = self._check_images(images)
             labels = self._check_labels(labels, len(images))
-            row = evaluate(eval_step, self.params, _batches(images, labels), eval_key, mesh)
+            params, extra = prepare_eval(self.task, self.params, eval_key, True)
+            row = {**evaluate(eval_step, params, _batches(images, labels), eval_key, mesh), **extra}
             split = "images"
         else:
             info = data.dataset_info(self.config.dataset, data_dir=self.config.data_dir)
@@ -247,7 +256,8 @@ class Run:
                 self.config.dataset, data_dir=self.config.data_dir, raw_dir=self.config.raw_dir
             )
             batches = split_batches(self.config, split, max_examples)
-            row = evaluate(eval_step, self.params, batches, eval_key, mesh)
+            params, extra = prepare_eval(self.task, self.params, eval_key, True)
+            row = {**evaluate(eval_step, params, batches, eval_key, mesh), **extra}
             metrics = self._inference.sample_metrics
             if metrics is not None:
                 sample_key = jax.random.fold_in(keys.make_keys(self.config.seed).sample, self.step)
@@ -520,6 +530,15 @@ def _batches(images: np.ndarray, labels: np.ndarray | None) -> Iterator[dict[str
             "label": np.concatenate([batch_labels, np.full(pad, -1, np.int32)]),
             "mask": np.arange(size) < len(part),
         }
+
+
+def _accepts(fn: Any, *args: Any, **kwargs: Any) -> bool:
+    """Whether ``fn``'s signature takes these arguments."""
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:
+        return False
+    return True
 
 
 def _first_line(error: Exception) -> str:

@@ -8,6 +8,9 @@ adversarial: ``DCGANGenerator``/``DCGANDiscriminator`` and the fully connected
 their samplers in ``jaxgen.sampling``, ``jaxgen.latent`` and ``jaxgen.gan``;
 ``models.registry`` builds an autoregressive model by name from a config and
 ``models.dcgan.make_gan`` a (generator, discriminator) pair.
+
+Markov chain (a Boltzmann machine): ``RBM``, its Gibbs samplers and exact small-model
+log Z in ``jaxgen.models.rbm``, its AIS estimate of log Z in ``jaxgen.ais``.
 """
 
 from jaxgen.models.autoencoder import Autoencoder
@@ -15,6 +18,7 @@ from jaxgen.models.dcgan import DCGANDiscriminator, DCGANGenerator, MLPDiscrimin
 from jaxgen.models.gated_pixelcnn import GatedPixelCNN
 from jaxgen.models.pixelcnn import PixelCNN
 from jaxgen.models.pixelrnn import PixelRNN
+from jaxgen.models.rbm import RBM
 from jaxgen.models.realnvp import RealNVP
 from jaxgen.models.vae import VAE
 
@@ -28,5 +32,6 @@ __all__ = [
     "MLPGenerator",
     "PixelCNN",
     "PixelRNN",
+    "RBM",
     "RealNVP",
 ]

@@ -7,6 +7,7 @@
     task = tasks.autoencoder(models.Autoencoder())
     task = tasks.gan(models.DCGANGenerator(...), models.DCGANDiscriminator(...))
     task = tasks.flow(models.RealNVP(num_levels=256))
+    task = tasks.rbm(models.RBM(num_hidden=500), cd_steps=25)
     state = train.train_and_evaluate(task, config, workdir)
 
 Each factory takes the Flax module(s) first; its other arguments (sampling,
@@ -17,6 +18,7 @@ builds an experiment config's model and task: what ``experiments/*.py`` and
 
 from jaxgen.tasks.adversarial import SampleEvaluator, gan
 from jaxgen.tasks.autoregressive import autoregressive
+from jaxgen.tasks.boltzmann import rbm
 from jaxgen.tasks.configured import FAMILIES, from_config
 from jaxgen.tasks.flow import flow
 from jaxgen.tasks.latent import autoencoder, kl_schedule, vae
@@ -30,5 +32,6 @@ __all__ = [
     "from_config",
     "gan",
     "kl_schedule",
+    "rbm",
     "vae",
 ]

@@ -19,10 +19,12 @@ from jaxgen.models import registry
 from jaxgen.models.autoencoder import Autoencoder
 from jaxgen.models.dcgan import ARCHITECTURES as GAN_ARCHITECTURES
 from jaxgen.models.dcgan import make_gan
+from jaxgen.models.rbm import RBM
 from jaxgen.models.realnvp import RealNVP
 from jaxgen.models.vae import VAE
 from jaxgen.tasks.adversarial import gan
 from jaxgen.tasks.autoregressive import autoregressive
+from jaxgen.tasks.boltzmann import rbm
 from jaxgen.tasks.flow import flow
 from jaxgen.tasks.latent import autoencoder, vae
 from jaxgen.train.loop import Task
@@ -176,11 +178,40 @@ def _flow(config: ConfigDict, modules: Modules) -> tuple[nn.Module, Task]:
     return model, flow(model, temperatures=config.temperatures, iw_samples=config.iw_samples)
 
 
+def _rbm(config: ConfigDict, modules: Modules) -> tuple[nn.Module, Task]:
+    model = modules.get("model")
+    if not isinstance(model, RBM):
+        shape = data.dataset_info(config.dataset, data_dir=config.data_dir).image_shape
+        model = RBM(image_shape=shape, num_levels=config.num_levels, **config.model.to_dict())
+    ais = config.ais
+    task = rbm(
+        model,
+        cd_steps=config.cd_steps,
+        persistent=config.persistent,
+        num_chains=config.num_chains or config.batch_size,
+        optimizer=config.optimizer,
+        momentum=config.momentum,
+        initial_momentum=config.initial_momentum,
+        momentum_warmup_steps=config.momentum_warmup_steps,
+        weight_decay=config.weight_decay,
+        pseudo_count=ais.pseudo_count,
+        ais_runs=ais.runs,
+        ais_steps=ais.steps,
+        eval_ais_runs=ais.eval_runs,
+        eval_ais_steps=ais.eval_steps,
+        num_gibbs_steps=config.num_gibbs_steps,
+        sample_init=config.sample_init,
+        num_filters=config.num_filters,
+    )
+    return model, task
+
+
 FAMILIES: dict[str, Callable[[ConfigDict, Modules], tuple[Any, Task]]] = {
     "autoregressive": _autoregressive,
     "vae": _vae,
     "autoencoder": _autoencoder,
     "gan": _gan,
+    "rbm": _rbm,
     "flow": _flow,
 }
 

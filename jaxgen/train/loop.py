@@ -148,6 +148,15 @@ class Task:
       inference: what the trained model does: sampling, log-likelihood,
         completion, codes (see ``Inference``); None: ``load_run`` can restore
         the params but not use them.
+      prepare_eval: ``(params, key, final) -> (eval_params, row)``, called once
+        per evaluation before its batches, for what is computed once for a whole
+        split (an RBM's log Z by annealed importance sampling): ``eval_fn`` then
+        receives ``eval_params`` as its params, and ``row`` (``{name: float}``)
+        joins the evaluation's row. ``key`` is the evaluation key; ``final`` is
+        True for the test evaluation after training (and ``jaxgen.load_run``'s
+        evaluations and log-likelihoods, which receive ``eval_params`` too),
+        False for the periodic ones, which may be cheaper. None: ``eval_fn``
+        receives the params.
     """
 
     init: Callable[[jax.Array, Mapping[str, np.ndarray]], Any]
@@ -164,6 +173,14 @@ class Task:
     family: str = ""
     modules: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     inference: Inference | None = None
+    prepare_eval: Callable[[Any, jax.Array, bool], tuple[Any, dict[str, float]]] | None = None
+
+
+def prepare_eval(task: Task, params: Any, key: jax.Array, final: bool) -> tuple[Any, dict]:
+    """``task.prepare_eval(params, key, final)``, or ``(params, {})`` for a task without one."""
+    if task.prepare_eval is None:
+        return params, {}
+    return task.prepare_eval(params, key, final)
 
 
 def check_config(config: ConfigDict) -> None:
@@ -432,8 +449,9 @@ def train_and_evaluate(
                     pending = []
                 if done % config.eval_every == 0 or done == config.num_steps:
                     split = split_batches(config, info.eval_split, config.eval_max_examples)
-                    row = evaluate(eval_step, state.eval_params, split, rng.eval, mesh)
-                    writer.write(done, "eval", {**row, "elapsed_s": elapsed()})
+                    params, extra = prepare_eval(task, state.eval_params, rng.eval, False)
+                    row = evaluate(eval_step, params, split, rng.eval, mesh)
+                    writer.write(done, "eval", {**row, **extra, "elapsed_s": elapsed()})
                     if task.evaluate_samples is not None:
                         key = jax.random.fold_in(rng.sample, done)
                         row = task.evaluate_samples(state.eval_params, key, workdir, done)
@@ -456,8 +474,9 @@ def train_and_evaluate(
             batches.close()
             train_seconds = elapsed()
             split = split_batches(config, info.test_split, config.test_max_examples)
-            row = evaluate(eval_step, state.eval_params, split, rng.eval, mesh)
-            row = writer.write(config.num_steps, "test", row)
+            params, extra = prepare_eval(task, state.eval_params, rng.eval, True)
+            row = evaluate(eval_step, params, split, rng.eval, mesh)
+            row = writer.write(config.num_steps, "test", {**row, **extra})
         if task.write_samples is not None:
             examples = next(iter(_eval_batches(config, info.test_split, config.num_samples)))
             key = jax.random.fold_in(rng.sample, config.num_steps)
