@@ -2,8 +2,9 @@
 
 The public API, one module per job (``from jaxgen import models, losses, ...``):
 
-  models     Flax modules: PixelCNN, GatedPixelCNN, PixelRNN, Autoencoder, VAE,
-             DCGANGenerator/DCGANDiscriminator, MLPGenerator/MLPDiscriminator
+  models     Flax modules: FVSBN, NADE, MADE, PixelCNN, GatedPixelCNN, PixelRNN,
+             Autoencoder, VAE, DCGANGenerator/DCGANDiscriminator,
+             MLPGenerator/MLPDiscriminator
   losses     autoregressive_nll, bits_per_dim, gaussian_kl, iwae_bound,
              reconstruction_loss, gan_discriminator_loss, gan_generator_loss
   sampling   autoregressive_sample, complete (method naive | cached, temperature,

@@ -16,12 +16,24 @@ Methods (``method=None`` picks ``default_method(model)``, the fastest exact one)
   - ``start_row(cache, x, i) -> cache``, once per row, when rows < i are final;
   - ``step(cache, x, i, j) -> (logits [B, C, L], cache)`` at pixel (i, j).
 
-  ``PixelCNN``, ``GatedPixelCNN`` and ``PixelRNN`` implement them. The cached
-  logits equal the full pass's up to float rounding (the same sums in another
-  order), so samples agree exactly unless a draw falls within ~1e-6 of a
-  category boundary.
+  ``PixelCNN``, ``GatedPixelCNN``, ``PixelRNN``, ``FVSBN`` (no cache: a row of
+  its weight matrix per sub-pixel) and ``NADE`` (the running pre-activation)
+  implement them. The cached logits equal the full pass's up to float rounding
+  (the same sums in another order), so samples agree exactly unless a draw falls
+  within ~1e-6 of a category boundary.
 
-The first sub-pixel x_1 (pixel (0, 0), channel 0) has no context; ``first_pixel``
+A model with its own ``sample`` method is sampled by it, whatever the method
+(after the same checks): ``model.apply(params, x, known, key, temperature,
+first_logits[, labels], method="sample") -> int [B, H, W, C]`` fills the pixels
+where ``known`` (bool [B, H, W]) is False, drawing step t of its own order with
+``draw`` (``fold_in(key, t)``). ``MADE`` does so: its order is its mask's, not
+necessarily raster order (with one mask in raster order it draws exactly what
+the naive loop draws). Completion then keeps the known pixels and draws the
+others in the model's order, each conditioned on everything before it in that
+order (exact for that order; known pixels later in it are not conditioned on).
+
+The first sub-pixel x_1 (pixel (0, 0), channel 0; the first in the model's own
+order for a model with its own sampler) has no context; ``first_pixel``
 chooses where it comes from: ``"model"`` (the learned p(x_1)), ``"uniform"``, or
 a probability vector over the L levels, e.g. the training data's marginal from
 ``first_pixel_marginal``. Temperature does not change a given first-pixel
@@ -45,18 +57,38 @@ FIRST_PIXEL = ("model", "uniform")
 CACHE_METHODS = ("init_cache", "start_row", "step")
 
 
-def _fill(x, known, key, t, logits, temperature, first_logits):
-    """Sets sub-pixel ``t`` of every image to a draw from ``logits`` [B, L] unless known.
+def draw(
+    key: jax.Array,
+    t: jax.Array | int,
+    logits: jax.Array,
+    temperature: jax.Array,
+    first_logits: jax.Array | None,
+) -> jax.Array:
+    """The draw of sub-pixel number ``t`` in the generation order: int32 [B].
 
-    At ``t == 0``, ``first_logits`` [L] (if not None) replaces the tempered logits.
+    Every sampler draws with this function, so that the same key and the same
+    logits give the same levels: ``categorical(fold_in(key, t), logits / temperature)``,
+    with ``first_logits`` [L] (if not None) instead of the tempered logits at ``t == 0``.
+
+    Args:
+      key: the sampler's key.
+      t: int scalar, the position in the model's generation order.
+      logits: float [B, L].
+      temperature: float [].
+      first_logits: float [L] log-probabilities of the first sub-pixel, or None.
     """
-    _, _, w, c = x.shape
-    i, j, ch = t // (w * c), (t // c) % w, t % c
     logits = logits / temperature
     if first_logits is not None:
         logits = jnp.where(t == 0, first_logits, logits)
-    draw = jax.random.categorical(jax.random.fold_in(key, t), logits, axis=-1).astype(x.dtype)
-    return x.at[:, i, j, ch].set(jnp.where(known[:, i, j], x[:, i, j, ch], draw))
+    return jax.random.categorical(jax.random.fold_in(key, t), logits, axis=-1).astype(jnp.int32)
+
+
+def _fill(x, known, key, t, logits, temperature, first_logits):
+    """Sets sub-pixel ``t`` of every image to a draw from ``logits`` [B, L] unless known."""
+    _, _, w, c = x.shape
+    i, j, ch = t // (w * c), (t // c) % w, t % c
+    level = draw(key, t, logits, temperature, first_logits).astype(x.dtype)
+    return x.at[:, i, j, ch].set(jnp.where(known[:, i, j], x[:, i, j, ch], level))
 
 
 def _naive_loop(logits_fn: LogitsFn, key, x, known, temperature, first_logits) -> jax.Array:
@@ -109,11 +141,20 @@ def _cached_loop(model, params, key, x, known, labels, temperature, first_logits
 @functools.partial(jax.jit, static_argnames=("model", "method"))
 def _sample(params, key, x, known, labels, temperature, first_logits, *, model, method):
     """The compiled sampler: one program per (model, method, shapes), for every temperature."""
+    extra = () if labels is None else (labels,)
+    if has_own_sampler(model):
+        return model.apply(
+            params, x, known, key, temperature, first_logits, *extra, method="sample"
+        )
     if method == "cached":
         return _cached_loop(model, params, key, x, known, labels, temperature, first_logits)
-    extra = () if labels is None else (labels,)
     logits_fn = lambda y: model.apply(params, y, *extra)  # noqa: E731
     return _naive_loop(logits_fn, key, x, known, temperature, first_logits)
+
+
+def has_own_sampler(model: nn.Module) -> bool:
+    """Whether ``model`` samples itself (a ``sample`` method, e.g. MADE in its mask's order)."""
+    return callable(getattr(model, "sample", None))
 
 
 def default_method(model: nn.Module) -> str:
@@ -218,7 +259,8 @@ def autoregressive_sample(
 
     Args:
       model: a model whose ``apply(params, x)`` maps int [B, H, W, C] to logits
-        float [B, H, W, C, L] (PixelCNN and friends).
+        float [B, H, W, C, L] (PixelCNN and friends), or that has its own
+        ``sample`` method (MADE; see the module docstring).
       params: the model's variables.
       key: PRNG key; the same key and params give the same samples for every method.
       shape: (B, H, W, C) of the samples.
@@ -260,6 +302,10 @@ def complete(
     first_pixel: str | jax.Array | np.ndarray = "model",
 ) -> jax.Array:
     """Completes images: keeps the known pixels, samples the rest in order.
+
+    The order is raster-then-channel, or the model's own for a model with its own
+    ``sample`` (MADE): each unknown sub-pixel is drawn from its conditional on the
+    sub-pixels before it in that order, known or drawn.
 
     Args:
       model: as in ``autoregressive_sample``.

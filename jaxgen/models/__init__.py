@@ -1,7 +1,8 @@
 """Model zoo, one file per model: the Flax modules only.
 
 Autoregressive (int images -> logits [B, H, W, C, L]): ``PixelCNN``,
-``GatedPixelCNN``, ``PixelRNN``; latent-variable: ``Autoencoder``, ``VAE``;
+``GatedPixelCNN``, ``PixelRNN``, and the fully visible belief nets before them,
+``FVSBN``, ``NADE`` and ``MADE``; latent-variable: ``Autoencoder``, ``VAE``;
 adversarial: ``DCGANGenerator``/``DCGANDiscriminator`` and the fully connected
 ``MLPGenerator``/``MLPDiscriminator``; change of variables (a normalizing flow):
 ``RealNVP``. Their losses are in ``jaxgen.losses``,
@@ -15,7 +16,10 @@ log Z in ``jaxgen.models.rbm``, its AIS estimate of log Z in ``jaxgen.ais``.
 
 from jaxgen.models.autoencoder import Autoencoder
 from jaxgen.models.dcgan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from jaxgen.models.fvsbn import FVSBN
 from jaxgen.models.gated_pixelcnn import GatedPixelCNN
+from jaxgen.models.made import MADE
+from jaxgen.models.nade import NADE
 from jaxgen.models.pixelcnn import PixelCNN
 from jaxgen.models.pixelrnn import PixelRNN
 from jaxgen.models.rbm import RBM
@@ -23,6 +27,9 @@ from jaxgen.models.realnvp import RealNVP
 from jaxgen.models.vae import VAE
 
 __all__ = [
+    "FVSBN",
+    "MADE",
+    "NADE",
     "VAE",
     "Autoencoder",
     "DCGANDiscriminator",

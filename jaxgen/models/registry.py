@@ -12,7 +12,10 @@ from typing import Any
 
 import flax.linen as nn
 
+from jaxgen.models.fvsbn import FVSBN
 from jaxgen.models.gated_pixelcnn import GatedPixelCNN
+from jaxgen.models.made import MADE
+from jaxgen.models.nade import NADE
 from jaxgen.models.pixelcnn import PixelCNN
 from jaxgen.models.pixelrnn import PixelRNN
 from jaxgen.validation import ConfigError
@@ -21,6 +24,9 @@ MODELS: dict[str, type[nn.Module]] = {
     "pixelcnn": PixelCNN,
     "gated": GatedPixelCNN,
     "pixelrnn": PixelRNN,
+    "fvsbn": FVSBN,
+    "nade": NADE,
+    "made": MADE,
 }
 
 

@@ -1,8 +1,20 @@
 """The autoregressive family's task: exact NLL, samples and half-image completions.
 
-One task serves PixelCNN, Gated PixelCNN (class-conditional or not) and
-PixelRNN: any module whose ``apply(params, images[, labels])`` returns logits
-float [B, H, W, C, L] with the autoregressive ordering of ``jaxgen.sampling``.
+One task serves PixelCNN, Gated PixelCNN (class-conditional or not), PixelRNN,
+FVSBN, NADE and MADE: any module whose ``apply(params, images[, labels])``
+returns logits float [B, H, W, C, L] with the autoregressive ordering of
+``jaxgen.sampling``. A model may override parts of that through methods
+(called with ``model.apply(..., method=name)``):
+
+* ``log_likelihood(images[, labels]) -> float [B]``: the exact log p(x) of the
+  evaluation and of ``Run.log_likelihood``, instead of the logits' chain rule
+  (MADE: the mixture over its masks);
+* ``train_log_likelihood(images[, labels], key) -> float [B]``: the objective the
+  training loss maximises, given the step's key (MADE: one mask drawn per step);
+* ``sample``: its own sampler (see ``jaxgen.sampling``), for samples and completions;
+* a ``density_note`` attribute: how its log-likelihood is computed.
+
+PixelCNN and the other convolutional models have none of these.
 """
 
 import math
@@ -22,8 +34,10 @@ from jaxgen.validation import ConfigError
 def autoregressive(model: nn.Module, *, sample_method: str | None = None) -> Task:
     """The task of an autoregressive model trained by maximum likelihood.
 
-    Loss: the NLL in nats per image (``losses.autoregressive_nll``) averaged over
-    the batch. Evaluation: per-image ``nll_nats`` and ``bits_per_dim``. Pictures
+    Loss: the NLL in nats per image (``losses.autoregressive_nll``, or the model's
+    ``train_log_likelihood``) averaged over the batch. Evaluation: per-image
+    ``nll_nats`` (the model's ``log_likelihood`` where it has one) and
+    ``bits_per_dim``. Pictures
     (``write_samples``, after training): ``stepNNNNNNN_samples.png``, as many
     samples as there are example images (cycling through the classes for a
     class-conditional model), and ``stepNNNNNNN_completions.png``, completions of
@@ -53,6 +67,8 @@ def autoregressive(model: nn.Module, *, sample_method: str | None = None) -> Tas
         )
     num_classes = getattr(model, "num_classes", None)
     method = {} if sample_method is None else {"method": sample_method}
+    own_log_likelihood = callable(getattr(model, "log_likelihood", None))
+    own_train_objective = callable(getattr(model, "train_log_likelihood", None))
 
     def labels_of(batch: Mapping[str, jax.Array]) -> jax.Array | None:
         """int [B] labels for a class-conditional model (padding's -1 as 0), else None."""
@@ -64,7 +80,16 @@ def autoregressive(model: nn.Module, *, sample_method: str | None = None) -> Tas
 
     def nll(params, batch) -> jax.Array:
         """float [B] nats per image."""
+        if own_log_likelihood:
+            return -jnp.asarray(model.apply(params, *inputs(batch), method="log_likelihood"))
         return losses.autoregressive_nll(model.apply(params, *inputs(batch)), batch["image"])
+
+    def train_nll(params, batch, key) -> jax.Array:
+        """float [B] nats per image of the training objective."""
+        if own_train_objective:
+            log_px = model.apply(params, *inputs(batch), key, method="train_log_likelihood")
+            return -jnp.asarray(log_px)
+        return nll(params, batch)
 
     def bits_per_dim(nll: jax.Array, batch) -> jax.Array:
         return losses.bits_per_dim(nll, math.prod(batch["image"].shape[1:]))
@@ -73,8 +98,7 @@ def autoregressive(model: nn.Module, *, sample_method: str | None = None) -> Tas
         return model.init(key, *inputs(batch))
 
     def loss_fn(params, batch, key):
-        del key  # the model is deterministic
-        loss = nll(params, batch).mean()
+        loss = train_nll(params, batch, key).mean()  # the key: only a model's own objective
         return loss, {"nll_nats": loss, "bits_per_dim": bits_per_dim(loss, batch)}
 
     def eval_fn(params, batch, key):
@@ -127,7 +151,9 @@ def autoregressive(model: nn.Module, *, sample_method: str | None = None) -> Tas
     inference = Inference(
         sample=sample,
         density="exact",
-        density_note="the chain rule over sub-pixels in raster-then-channel order",
+        density_note=getattr(
+            model, "density_note", "the chain rule over sub-pixels in raster-then-channel order"
+        ),
         log_likelihood=log_likelihood,
         complete=complete,
     )
