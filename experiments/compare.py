@@ -2,7 +2,7 @@
 
     python -m experiments.compare --workdir DIR [--config=experiments/configs/compare.py:BUDGET]
 
-BUDGET is ``tiny``, ``cpu_hour`` (default) or ``paper``. Trains PixelCNN, Gated
+BUDGET is ``tiny``, ``cpu`` (default) or ``paper``. Trains PixelCNN, Gated
 PixelCNN, Row LSTM, Diagonal BiLSTM, VAE and DCGAN on one dataset (default
 binarized MNIST), each in ``DIR/<model>/`` with its own experiment's code and
 config, then evaluates all of them the same way and writes ``DIR/report.md``,
@@ -49,9 +49,11 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from experiments import cli, compare_report
+from experiments.configs import flow as flow_config
 from experiments.configs import gan as gan_config
 from experiments.configs import pixelcnn as pixelcnn_config
 from experiments.configs import pixelrnn as pixelrnn_config
+from experiments.configs import rbm as rbm_config
 from experiments.configs import vae as vae_config
 from experiments.configs.compare import MODELS
 from jaxgen import data, latent, metrics, sampling, tasks, timing
@@ -60,7 +62,7 @@ from jaxgen.train import Task, check_run, train_and_evaluate
 from jaxgen.validation import ConfigError
 
 DEFAULT_CONFIG = pathlib.Path(__file__).parent / "configs" / "compare.py"
-BUDGETS = ("tiny", "cpu_hour", "paper")
+BUDGETS = ("tiny", "cpu", "paper")
 # Levels of each dataset and the labelled dataset its FID feature network learns.
 DATASETS = {
     "binarized_mnist": (2, "mnist"),
@@ -73,8 +75,23 @@ IMAGES_FILE = "compare_images.npz"
 _SAMPLE_BATCH = 500
 
 AUTOREGRESSIVE, LATENT, ADVERSARIAL = "autoregressive", "latent variable", "adversarial"
+FLOW, BOLTZMANN = "flow", "Boltzmann machine"
 # The ``tasks.from_config`` family of each member's family.
-TASK_FAMILIES = {AUTOREGRESSIVE: "autoregressive", LATENT: "vae", ADVERSARIAL: "gan"}
+TASK_FAMILIES = {
+    AUTOREGRESSIVE: "autoregressive",
+    FLOW: "flow",
+    LATENT: "vae",
+    BOLTZMANN: "rbm",
+    ADVERSARIAL: "gan",
+}
+# The branches of the lecture's taxonomy (Goodfellow, NIPS 2016 tutorial), in the report's order.
+BRANCHES = {
+    AUTOREGRESSIVE: "explicit density, tractable: fully visible belief nets",
+    FLOW: "explicit density, tractable: change of variables",
+    LATENT: "explicit density, approximate: variational",
+    BOLTZMANN: "explicit density, approximate: Markov chain",
+    ADVERSARIAL: "implicit density: direct",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,32 +103,43 @@ class Member:
       family: ``AUTOREGRESSIVE``, ``LATENT`` or ``ADVERSARIAL``.
       get_config: its experiment's ``get_config(variants)``.
       variants: budget -> the experiment's config variants.
+      levels: the data levels it models: 2 (binary data), 256 (8-bit data).
     """
 
     title: str
     family: str
     get_config: Callable[[str], ConfigDict]
     variants: dict[str, str]
+    levels: tuple[int, ...] = (2, 256)
 
 
 MEMBERS = {
+    **{
+        name: Member(
+            title,
+            AUTOREGRESSIVE,
+            pixelcnn_config.get_config,
+            {"tiny": f"{name},tiny", "cpu": f"{name},cpu", "paper": name},
+        )
+        for name, title in (("fvsbn", "FVSBN"), ("nade", "NADE"), ("made", "MADE"))
+    },
     "pixelcnn": Member(
         "PixelCNN",
         AUTOREGRESSIVE,
         pixelcnn_config.get_config,
-        {"tiny": "tiny", "cpu_hour": "cpu", "paper": ""},
+        {"tiny": "tiny", "cpu": "cpu", "paper": ""},
     ),
     "gated_pixelcnn": Member(
         "Gated PixelCNN",
         AUTOREGRESSIVE,
         pixelcnn_config.get_config,
-        {"tiny": "gated,tiny", "cpu_hour": "gated,cpu", "paper": "gated"},
+        {"tiny": "gated,tiny", "cpu": "gated,cpu", "paper": "gated"},
     ),
     "row_lstm": Member(
         "Row LSTM",
         AUTOREGRESSIVE,
         pixelrnn_config.get_config,
-        {"tiny": "row_lstm,tiny", "cpu_hour": "row_lstm,cpu", "paper": "row_lstm"},
+        {"tiny": "row_lstm,tiny", "cpu": "row_lstm,cpu", "paper": "row_lstm"},
     ),
     "diagonal_bilstm": Member(
         "Diagonal BiLSTM",
@@ -119,15 +147,17 @@ MEMBERS = {
         pixelrnn_config.get_config,
         {
             "tiny": "diagonal_bilstm,tiny",
-            "cpu_hour": "diagonal_bilstm,cpu",
+            "cpu": "diagonal_bilstm,cpu",
             "paper": "diagonal_bilstm",
         },
     ),
-    # The VAE's and the GAN's default configs are their paper set-ups.
-    "vae": Member("VAE", LATENT, vae_config.get_config, {"tiny": "tiny", "cpu_hour": "cpu"}),
-    "dcgan": Member(
-        "DCGAN", ADVERSARIAL, gan_config.get_config, {"tiny": "tiny", "cpu_hour": "cpu"}
+    # The flow's, VAE's, RBM's and GAN's default configs are their paper set-ups.
+    "realnvp": Member(
+        "RealNVP", FLOW, flow_config.get_config, {"tiny": "tiny", "cpu": "cpu"}, (256,)
     ),
+    "vae": Member("VAE", LATENT, vae_config.get_config, {"tiny": "tiny", "cpu": "cpu"}),
+    "rbm": Member("RBM", BOLTZMANN, rbm_config.get_config, {"tiny": "tiny", "cpu": "cpu"}, (2,)),
+    "dcgan": Member("DCGAN", ADVERSARIAL, gan_config.get_config, {"tiny": "tiny", "cpu": "cpu"}),
 }
 
 
@@ -178,7 +208,14 @@ def _check_keys(config: ConfigDict) -> None:
         raise ConfigError(
             f"models={config.models!r} must name distinct models among {', '.join(MODELS)}."
         )
+    levels = DATASETS[config.dataset][0]
     for name in names:
+        if levels not in MEMBERS[name].levels:
+            raise ConfigError(
+                f"{MEMBERS[name].title} (models={name}) models data of "
+                f"{' or '.join(map(str, MEMBERS[name].levels))} levels, not the {levels} of "
+                f"dataset={config.dataset!r}; drop it from models or choose another dataset."
+            )
         steps = config.steps[name]
         if steps is not None and steps < 1:
             raise ConfigError(f"steps.{name}={steps} must be positive, or None (the budget's).")
@@ -287,17 +324,28 @@ class Generator:
     autoregressive: Any = None
 
 
-def make_generator(name: str, model: Any, c: ConfigDict, config: ConfigDict) -> Generator:
-    """The samplers of member ``name``: ``model`` from ``tasks.from_config``, config ``c``."""
+def make_generator(
+    name: str, model: Any, task: Task, c: ConfigDict, config: ConfigDict
+) -> Generator:
+    """The samplers of member ``name``: ``model`` and ``task`` from ``tasks.from_config``."""
     family = MEMBERS[name].family
     shape = data.dataset_info(c.dataset, data_dir=c.data_dir).image_shape
+    if family in (FLOW, BOLTZMANN):  # the family's own sampler and completion (Task.inference)
+        inference = task.inference
+        if inference is None or inference.sample is None:
+            raise ConfigError(f"{MEMBERS[name].title} has no sampler to compare.")
+
+        def sample_own(params, key, n):
+            return inference.sample(params, key, (n, *shape))
+
+        return Generator(_batched(sample_own), inference.complete)
     if family == AUTOREGRESSIVE:
 
         def sample_ar(params, key, n):
-            return sampling.autoregressive_sample(model, params, key, (n, *shape), method="cached")
+            return sampling.autoregressive_sample(model, params, key, (n, *shape))
 
         def complete_ar(params, key, images, known):
-            return sampling.complete(model, params, key, images, known, method="cached")
+            return sampling.complete(model, params, key, images, known)
 
         return Generator(_batched(sample_ar), complete_ar, model)
     if family == LATENT:
@@ -374,6 +422,7 @@ def training_summary(name: str, workdir: pathlib.Path) -> dict[str, Any]:
 def evaluate_member(
     name: str,
     model: Any,
+    task: Task,
     c: ConfigDict,
     params: Any,
     config: ConfigDict,
@@ -386,6 +435,7 @@ def evaluate_member(
     Args:
       name: the model's name.
       model: its module (``tasks.from_config``).
+      task: its task.
       c: its experiment config.
       params: its trained (evaluation) variables.
       config: the compare config.
@@ -398,7 +448,7 @@ def evaluate_member(
       nearest training images), ``nearest_distance`` (float [N]) and, where the
       model can complete images, ``completions``.
     """
-    generator = make_generator(name, model, c, config)
+    generator = make_generator(name, model, task, c, config)
     params = jax.device_get(params)
     key = jax.random.key(config.seed)
     sample_key, timing_key, complete_key = jax.random.split(key, 3)
@@ -508,7 +558,7 @@ def run(config: ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
     for name, (c, model, task) in members.items():
         _log(f"== {MEMBERS[name].title}: training in {workdir / name} ({c.num_steps} steps)")
         state = train_and_evaluate(task, c, workdir / name)
-        trained[name] = (c, model, state.eval_params)
+        trained[name] = (c, model, task, state.eval_params)
 
     quality = make_quality(config, data_dir)
     real = _first_test_images(config, data_dir, config.eval.num_samples)
@@ -527,12 +577,14 @@ def run(config: ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
     # not copy reaches (their memorised share is about 1% by construction, not shown).
     _, nearest = training.check(quality, real, config.eval.grid_samples)
     pictures = {"test_images": {"grid": real[: config.eval.grid_samples], **nearest}}
-    for name, (c, model, params) in trained.items():
+    for name, (c, model, task, params) in trained.items():
         key = _cache_key(config, c)
         cached = _load_cached(workdir / name, key)
         if cached is None:
             _log(f"== {MEMBERS[name].title}: evaluating")
-            cached = evaluate_member(name, model, c, params, config, quality, examples, training)
+            cached = evaluate_member(
+                name, model, task, c, params, config, quality, examples, training
+            )
             _store(workdir / name, key, *cached)
         else:
             _log(f"== {MEMBERS[name].title}: evaluation reused ({workdir / name / RESULTS_FILE})")
@@ -543,10 +595,14 @@ def run(config: ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
                 "model": name,
                 "title": member.title,
                 "family": member.family,
+                "branch": BRANCHES[member.family],
+                "likelihood": None if task.inference is None else task.inference.density,
                 **training_summary(name, workdir / name),
                 **results,
             }
         )
+    order = list(BRANCHES)  # the members grouped by branch, in the config's order within one
+    rows = rows[:1] + sorted(rows[1:], key=lambda row: order.index(row["family"]))
     report = compare_report.write(
         workdir, config, rows, pictures, examples, DATASETS[config.dataset][0]
     )

@@ -78,20 +78,24 @@ def markdown(config: ConfigDict, rows: Sequence[Mapping[str, Any]]) -> str:
         f"{now}; jax {jax.__version__} on {jax.device_count()} {device.platform} device(s) "
         f"({device.device_kind}), {os.cpu_count()} CPU cores.",
         "",
-        "| model | family | parameters | steps | train time | test NLL (nats) | bits/dim "
+        "| model | likelihood | parameters | steps | train time | test NLL (nats) | bits/dim "
         f"| -ELBO (nats) | FID (N={n}) | class entropy | smallest class "
         f"| sample {timing_n} (s) | naive sample {timing_n} (s) "
         "| precision | recall | density | coverage | memorised |",
         "| --- | --- |" + " ---: |" * 16,
     ]
+    branch = None
     for row in rows:
+        if row.get("branch", branch) != branch:  # a header row per branch of the taxonomy
+            branch = row["branch"]
+            lines.append(f"| **{branch}** |" + " |" * 17)
         naive = row.get("naive_sample_seconds")
         naive_text = _number(naive, 3)
         if naive is not None and row.get("naive_timing_passes") is not None:
             naive_text = f"≈ {naive_text}"
         cells = [
             row["title"],
-            row.get("family", "data"),
+            _likelihood(row),
             _count(row.get("parameters")),
             _count(row.get("train_steps")),
             _duration(row.get("train_seconds")),
@@ -119,7 +123,10 @@ def markdown(config: ConfigDict, rows: Sequence[Mapping[str, Any]]) -> str:
         "Notes:",
         f"- Test NLL is on {test_images}: exact for the autoregressive models"
         + (vae_note if iwae else "")
-        + ". The GAN defines no density.",
+        + ". The likelihood column says what each number is: exact, a bound on the NLL "
+        "(VAE: IWAE; flow: the dequantised density) or an estimate (RBM: annealed importance "
+        "sampling); the GAN defines no density. Rows are grouped by the branches of the "
+        "taxonomy of generative models (Goodfellow, NIPS 2016 tutorial).",
         "- Train time is the wall clock of the training run, compilation and the periodic "
         "evaluations included.",
         f"- FID and mode coverage: {n} samples per model, features of a classifier trained on "
@@ -261,6 +268,13 @@ def _show(ax, grid: np.ndarray) -> None:
     ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def _likelihood(row: Mapping[str, Any]) -> str:
+    """What the row's NLL is: exact, a bound or an estimate; "none" for a model without one."""
+    if "family" not in row:
+        return "data"
+    return row.get("likelihood") or "none"
 
 
 def _number(value: float | None, digits: int) -> str:

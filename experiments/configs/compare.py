@@ -1,31 +1,54 @@
 """The whole taxonomy on one dataset: which models, under which budget, evaluated how.
 
-The budget is the variant (default ``cpu_hour``):
+The budget is a variant (default ``cpu``):
   tiny      every model's ``tiny`` config, a few steps: the test of the whole command.
-  cpu_hour  every model's ``cpu`` config, with step counts that give each model
-            about 8 minutes of training on an idle 2-core CPU (equal wall-clock
-            budgets, set from a measured run); all six and their evaluation fit in
-            an hour. FID on 2,000 samples.
+  cpu       every model's ``cpu`` config, with step counts that give each model about
+            5 minutes of training on an idle 2-core CPU (equal wall-clock budgets, set
+            from measured step times); the ten models of binarized MNIST and their
+            evaluation take about an hour, the three of ``eight_bit`` about 20 minutes
+            (``make compare`` runs both). FID on 2,000 samples. (This budget was
+            ``cpu_hour``, 8 minutes for each of six models, before the taxonomy grew.)
   paper     every model's default (paper-size) config and step count: for a GPU.
+And a dataset variant:
+  eight_bit 8-bit MNIST (256 levels): the flow beside PixelCNN with 256-way softmax
+            outputs and the VAE with a discretized logistic likelihood, in bits/dim
+            on the same test images (combine: ``compare.py:eight_bit,tiny``).
 
-``steps.<model>`` overrides a model's training steps (None: the budget's);
-``eval.*`` sets the shared evaluation. Each model's run lives in
-``WORKDIR/<model>/`` and is that experiment's own workdir, so it can be inspected
-(and resumed) with the experiment's own tools.
+``models`` lists the members (binary data: every model but the flow; 8-bit data:
+no RBM); ``steps.<model>`` overrides a model's training steps (None: the budget's);
+``eval.*`` sets the shared evaluation. Each model's run lives in ``WORKDIR/<model>/``
+and is that experiment's own workdir, so it can be inspected (and resumed) with
+the experiment's own tools, or loaded with ``jaxgen.load_run``.
 """
 
 from ml_collections import ConfigDict, config_dict
 
 from experiments.configs.common import TINY_TEST_EXAMPLES, apply_variants
 
-MODELS = ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm", "vae", "dcgan")
+# Every member, in the report's order within each branch of the taxonomy.
+MODELS = (
+    "fvsbn",
+    "nade",
+    "made",
+    "pixelcnn",
+    "gated_pixelcnn",
+    "row_lstm",
+    "diagonal_bilstm",
+    "realnvp",
+    "vae",
+    "rbm",
+    "dcgan",
+)
+STEPS_8BIT_PIXELCNN = 1400  # 190 ms a step with 256-way outputs (measured as above)
+BINARY_MODELS = tuple(name for name in MODELS if name != "realnvp")
+EIGHT_BIT_MODELS = ("pixelcnn", "realnvp", "vae")
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
-    """The ``cpu_hour`` config, updated by the named variants in order.
+    """The ``cpu`` config, updated by the named variants in order.
 
     Args:
-      variants: ``tiny``, ``cpu_hour`` or ``paper``; None/"" for ``cpu_hour``.
+      variants: ``tiny``, ``cpu`` or ``paper``; None/"" for ``cpu``.
 
     Returns:
       The experiment's ConfigDict.
@@ -34,22 +57,28 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.dataset = "binarized_mnist"  # or "mnist", "fashion_mnist" (8-bit, 256 levels)
     c.raw_dir = config_dict.placeholder(str)  # canonical raw files; else JAXGEN_RAW_DIR/download
     c.data_dir = config_dict.placeholder(str)  # TFDS data folder; else TFDS_DATA_DIR
-    c.models = ",".join(MODELS)  # comma-separated subset, in the report's order
+    c.models = ",".join(BINARY_MODELS)  # comma-separated subset
     c.seed = 0
-    c.budget = "cpu_hour"
+    c.budget = "cpu"
     c.curve_points = 5  # evaluations per training run (the training curves' points)
 
     c.steps = ConfigDict({name: config_dict.placeholder(int) for name in MODELS})
-    # About 8 min each on a 2-core CPU VM: 430 s over each config's train step measured on
-    # 2026-12-02 (99, 147, 46, 175, 4.7 and 36 ms; the VAE's in the loop), the rest left for
-    # the periodic evaluations. The run that followed trained 5.5, 6.2, 8.1, 7.0, 7.8 and
-    # 8.1 min (47 min for the whole command).
-    c.steps.pixelcnn = 4300
-    c.steps.gated_pixelcnn = 2900
-    c.steps.row_lstm = 9000
-    c.steps.diagonal_bilstm = 2400
-    c.steps.vae = 90_000
-    c.steps.dcgan = 11_000
+    # About 5 min of training each on a 2-core CPU VM: 270 s over each config's train step,
+    # the rest left for the periodic evaluations. Step times (ms) measured in the loop on
+    # 2026-12-07 (AMD EPYC, load ~2.5): FVSBN 21, NADE 100, MADE 33, RBM 6.2, PixelCNN 86-147,
+    # 8-bit PixelCNN 190, RealNVP 151; on 2026-12-02: Gated PixelCNN 147, Row LSTM 46,
+    # Diagonal BiLSTM 175, VAE 4.7 (used for 8-bit data too, not measured there), DCGAN 36.
+    c.steps.fvsbn = 12_000
+    c.steps.nade = 2700
+    c.steps.made = 8000
+    c.steps.pixelcnn = 2700
+    c.steps.gated_pixelcnn = 1800
+    c.steps.row_lstm = 5800
+    c.steps.diagonal_bilstm = 1500
+    c.steps.realnvp = 1800
+    c.steps.vae = 57_000
+    c.steps.rbm = 40_000
+    c.steps.dcgan = 7500
 
     c.eval = ConfigDict()
     c.eval.num_samples = 2000  # N of the FID and mode coverage, the same for every model
@@ -85,8 +114,15 @@ def _tiny(c: ConfigDict) -> None:
     c.eval.grid_samples = 4
 
 
-def _cpu_hour(c: ConfigDict) -> None:
-    c.budget = "cpu_hour"
+def _cpu(c: ConfigDict) -> None:
+    c.budget = "cpu"
+
+
+def _eight_bit(c: ConfigDict) -> None:
+    c.dataset = "mnist"
+    c.models = ",".join(EIGHT_BIT_MODELS)
+    if c.budget == "cpu":  # 256-way outputs: a slower step than on binary data
+        c.steps.pixelcnn = STEPS_8BIT_PIXELCNN
 
 
 def _paper(c: ConfigDict) -> None:
@@ -100,4 +136,4 @@ def _paper(c: ConfigDict) -> None:
     c.eval.naive_timing_passes = None  # time the whole naive run
 
 
-_VARIANT_UPDATES = {"tiny": _tiny, "cpu_hour": _cpu_hour, "paper": _paper}
+_VARIANT_UPDATES = {"tiny": _tiny, "cpu": _cpu, "paper": _paper, "eight_bit": _eight_bit}

@@ -15,7 +15,7 @@ from PIL import Image
 
 from experiments import compare
 from experiments.configs import gan as gan_config
-from experiments.configs.compare import MODELS, get_config
+from experiments.configs.compare import BINARY_MODELS, MODELS, get_config
 from jaxgen import data, tasks, timing
 from jaxgen.models import registry
 from jaxgen.validation import ConfigError
@@ -23,14 +23,15 @@ from tests.conftest import REPO, xla_flags
 from tests.experiments.test_cli import assert_clean_error
 
 TINY = "--config=experiments/configs/compare.py:tiny"
+AR, GAN = compare.AUTOREGRESSIVE, compare.ADVERSARIAL
 
 
-def _run(workdir, tfds_dir, raw_dir, *args):
+def _run(workdir, tfds_dir, raw_dir, *args, config=TINY):
     # One device, as users run; the suite's fast compilation (-20% here: 256 test images).
     env = {**os.environ, "XLA_FLAGS": xla_flags(1)}
     env.update(TFDS_DATA_DIR=str(tfds_dir), JAXGEN_RAW_DIR=str(raw_dir))
     return subprocess.run(
-        [sys.executable, "-m", "experiments.compare", "--workdir", str(workdir), TINY, *args],
+        [sys.executable, "-m", "experiments.compare", "--workdir", str(workdir), config, *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -40,8 +41,15 @@ def _run(workdir, tfds_dir, raw_dir, *args):
 
 
 def _table(report: str) -> list[list[str]]:
+    """The report table's model rows (without the taxonomy's branch rows)."""
     rows = [line for line in report.splitlines() if line.startswith("| ")]
-    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+    return [row for row in cells if not row[0].startswith("**")]
+
+
+def _branches(report: str) -> list[str]:
+    """The branch rows of the report table, in order."""
+    return re.findall(r"^\| \*\*(.+?)\*\* \|", report, flags=re.MULTILINE)
 
 
 def test_tiny_compare_reports_every_family_and_reuses_finished_models(
@@ -61,12 +69,12 @@ def test_tiny_compare_reports_every_family_and_reuses_finished_models(
         assert (workdir / name / "metrics.jsonl").read_bytes() == content
 
     results = json.loads((workdir / "results.json").read_text())["rows"]
-    assert [row["model"] for row in results] == ["test_images", *MODELS]
+    assert [row["model"] for row in results] == ["test_images", *BINARY_MODELS]
     by_name = {row["model"]: row for row in results}
     for name in ("test_images", "vae"):
         assert by_name[name] == next(row for row in before if row["model"] == name)
     floor = by_name["test_images"]["fid"]
-    for name in MODELS:
+    for name in BINARY_MODELS:
         row = by_name[name]
         assert row["train_steps"] == 8 and row["train_seconds"] > 0
         assert row["parameters"] > 0 and row["sample_seconds"] > 0
@@ -83,23 +91,20 @@ def test_tiny_compare_reports_every_family_and_reuses_finished_models(
     assert vae["iwae_samples"] == 10
     assert vae["nll_nats"] <= vae["elbo_nats"]  # the IWAE bound is tighter than the ELBO
     assert "nll_nats" not in by_name["dcgan"]
-    for name in MODELS[:4]:
+    for name in ("pixelcnn", "gated_pixelcnn", "row_lstm", "diagonal_bilstm", "nade"):
         assert by_name[name]["naive_sample_seconds"] > by_name[name]["sample_seconds"]
 
     report = (workdir / "report.md").read_text()
     assert "- Test NLL is on the first 256 test images: exact" in report  # the tiny budget
     table = _table(report)
-    assert [row[0] for row in table] == [
-        "Test images (the floor)",
-        "PixelCNN",
-        "Gated PixelCNN",
-        "Row LSTM",
-        "Diagonal BiLSTM",
-        "VAE",
-        "DCGAN",
-    ]
-    assert table[-1][5] == "—" and table[-2][5].endswith("(IWAE)")
-    assert table[1][12].startswith("≈ ")  # naive time extrapolated on the tiny budget
+    titles = [compare.MEMBERS[name].title for name in BINARY_MODELS]
+    assert [row[0] for row in table] == ["Test images (the floor)", *titles]
+    branches = (AR, compare.LATENT, compare.BOLTZMANN, GAN)  # no flow on binary data
+    assert _branches(report) == [compare.BRANCHES[f] for f in branches]
+    kinds = ["exact"] * 7 + ["lower bound", "estimate", "none"]
+    assert [row[1] for row in table] == ["data", *kinds]
+    assert table[-1][5] == "—" and table[-3][5].endswith("(IWAE)")
+    assert table[4][12].startswith("≈ ")  # PixelCNN's naive time, extrapolated (tiny budget)
     assert all(len(row) == 18 for row in table)  # precision .. memorised after the timings
     floor_row = by_name["test_images"]
     assert table[0][13] == f"{floor_row['precision']:.3f}" and table[0][17] == "—"
@@ -110,9 +115,38 @@ def test_tiny_compare_reports_every_family_and_reuses_finished_models(
     samples = Image.open(workdir / "samples.png")
     completions = Image.open(workdir / "completions.png")
     curves = Image.open(workdir / "curves.png")
-    assert samples.width >= 6 * samples.height  # seven square-ish panels side by side
-    assert completions.height > completions.width  # 2 + 5 strips of 2 images
+    assert samples.width >= 9 * samples.height  # eleven square-ish panels side by side
+    assert completions.height > completions.width  # 2 + 9 strips of 2 images
     assert curves.width > curves.height  # the NLL panel and the FID panel
+
+
+def test_tiny_eight_bit_compare_puts_the_flow_beside_256_level_models(
+    tmp_path, prepared_tfds, raw_dir
+):
+    workdir = tmp_path / "compare8"
+    eight_bit = "--config=experiments/configs/compare.py:eight_bit,tiny"
+    result = _run(
+        workdir, prepared_tfds, raw_dir, "--config.models=pixelcnn,realnvp", config=eight_bit
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    by_name = {r["model"]: r for r in json.loads((workdir / "results.json").read_text())["rows"]}
+    for name, kind in (("pixelcnn", "exact"), ("realnvp", "lower bound")):
+        row = by_name[name]
+        assert row["likelihood"] == kind and row["fid"] > 0
+        assert 0 < row["bits_per_dim"] < 8  # 256 levels: 8 bits/dim is a uniform model
+    report = (workdir / "report.md").read_text()
+    assert _branches(report) == [compare.BRANCHES[AR], compare.BRANCHES[compare.FLOW]]
+
+
+def test_models_that_do_not_fit_the_data_are_refused():
+    config = get_config("tiny")
+    config.models = "pixelcnn,realnvp"
+    with pytest.raises(ConfigError, match="RealNVP .* 256 levels, not the 2"):
+        compare.check_config(config)
+    config = get_config("eight_bit,tiny")
+    config.models = "rbm"
+    with pytest.raises(ConfigError, match="RBM .* 2 levels, not the 256"):
+        compare.check_config(config)
 
 
 def test_bad_compare_configs_are_refused_with_the_key_named():
@@ -184,8 +218,8 @@ def test_every_member_is_built_and_checked_before_the_first_trains(tmp_path, mon
     with pytest.raises(ConfigError, match=re.escape("DCGAN (models=dcgan): adam_b1=1.0")):
         compare.run(get_config("tiny"), tmp_path)
     monkeypatch.undo()
-    members = compare.check_config(get_config("tiny"))  # the good config: all six, ready
-    assert list(members) == list(MODELS)
+    members = compare.check_config(get_config("tiny"))  # the good config: all ten, ready
+    assert list(members) == list(BINARY_MODELS)
     assert all(callable(task.eval_fn) for _, _, task in members.values())
 
 
@@ -211,11 +245,11 @@ def test_a_bad_evaluation_key_exits_before_any_data_or_training(tmp_path):
     assert seconds < 60, seconds  # interpreter and imports; no compilation, no training
 
 
-@pytest.mark.parametrize("budget", ["tiny", "cpu_hour", "paper"])
+@pytest.mark.parametrize("budget", ["tiny", "cpu", "paper"])
 def test_member_configs_share_the_dataset_seed_and_evaluation(budget):
     config = get_config(f"{budget}")
     config.dataset, config.seed = "fashion_mnist", 3
-    for name in MODELS:
+    for name in (n for n in MODELS if 256 in compare.MEMBERS[n].levels):
         c = compare.member_config(config, name)
         assert (c.dataset, c.num_levels, c.seed) == ("fashion_mnist", 256, 3)
         steps = config.steps[name]
