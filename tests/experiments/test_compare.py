@@ -190,7 +190,8 @@ def test_evaluation_keys_are_checked_before_anything_trains(models, key, value, 
 def test_curve_points_and_seed_are_checked_against_every_member():
     config = get_config("tiny")
     config.curve_points = 9
-    with pytest.raises(ConfigError, match=r"curve_points=9 must be at most .* pixelcnn has 8"):
+    message = r"curve_points=9 must be at most .* fvsbn has 8 \(steps.fvsbn\)"
+    with pytest.raises(ConfigError, match=message):
         compare.check_config(config)
     config = get_config("tiny")
     config.seed = -1
