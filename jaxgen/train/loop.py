@@ -322,16 +322,7 @@ def check_run(
     parallel.check_batch_size(config.batch_size, mesh)
     tx, schedule = task.make_optimizer(config)
     rng = keys.make_keys(config.seed)
-    info = data.check_train_args(
-        config.dataset,
-        batch_size=config.batch_size,
-        seed=keys.to_seed(rng.data),
-        num_levels=config.num_levels,
-        binarize=config.binarize,
-        data_dir=config.data_dir,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-    )
+    info = data.check_train_args(config.dataset, **_pipeline_args(config, rng))
     local = config.batch_size // jax.process_count()
     example = {  # the shapes of train_batches[0]
         "image": jax.ShapeDtypeStruct((local, *info.image_shape), jnp.int32),
@@ -376,16 +367,7 @@ def train_and_evaluate(
         info = data.dataset_info(config.dataset, data_dir=config.data_dir)
         data.prepare(config.dataset, data_dir=config.data_dir, raw_dir=config.raw_dir)
         rng = keys.make_keys(config.seed)
-        train_batches = data.train_batches(
-            config.dataset,
-            batch_size=config.batch_size,
-            seed=keys.to_seed(rng.data),
-            num_levels=config.num_levels,
-            binarize=config.binarize,
-            data_dir=config.data_dir,
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
-        )
+        train_batches = data.train_batches(config.dataset, **_pipeline_args(config, rng))
         record = run_record(
             task.family, task.modules, info.image_shape, config.num_levels, info.num_classes
         )
@@ -546,6 +528,19 @@ def _init_fn(task: Task, tx: Any, config: ConfigDict) -> Callable[..., TrainStat
         return task.init_state(task.init(key, example), tx, config.ema_decay)
 
     return init
+
+
+def _pipeline_args(config: ConfigDict, rng: keys.Keys) -> dict[str, Any]:
+    """The training pipeline's arguments (``data.train_batches``, ``data.check_train_args``)."""
+    return {
+        "batch_size": config.batch_size,
+        "seed": keys.to_seed(rng.data),
+        "num_levels": config.num_levels,
+        "binarize": config.binarize,
+        "data_dir": config.data_dir,
+        "process_index": jax.process_index(),
+        "process_count": jax.process_count(),
+    }
 
 
 def _check_resumable(checkpointer: Checkpointer, config: ConfigDict) -> None:
