@@ -31,7 +31,7 @@ compare: venv
 	  --config=experiments/configs/compare.py:eight_bit
 
 test: venv
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25
 
 # ruff (pyproject.toml) and mypy over jaxgen/ (setup.cfg).
 lint: venv
