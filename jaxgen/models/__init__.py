@@ -1,7 +1,8 @@
 """Model zoo, one file per model: the Flax modules only.
 
 Autoregressive (int images -> logits [B, H, W, C, L]): ``PixelCNN``,
-``GatedPixelCNN``, ``PixelRNN``, and the fully visible belief nets before them,
+``GatedPixelCNN``, ``PixelRNN``,
+``ImageGPT`` (a transformer), and the fully visible belief nets before them,
 ``FVSBN``, ``NADE`` and ``MADE``; latent-variable: ``Autoencoder``, ``VAE``;
 adversarial: ``DCGANGenerator``/``DCGANDiscriminator`` and the fully connected
 ``MLPGenerator``/``MLPDiscriminator``; change of variables (a normalizing flow):
@@ -18,6 +19,7 @@ from jaxgen.models.autoencoder import Autoencoder
 from jaxgen.models.dcgan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from jaxgen.models.fvsbn import FVSBN
 from jaxgen.models.gated_pixelcnn import GatedPixelCNN
+from jaxgen.models.imagegpt import ImageGPT
 from jaxgen.models.made import MADE
 from jaxgen.models.nade import NADE
 from jaxgen.models.pixelcnn import PixelCNN
@@ -35,6 +37,7 @@ __all__ = [
     "DCGANDiscriminator",
     "DCGANGenerator",
     "GatedPixelCNN",
+    "ImageGPT",
     "MLPDiscriminator",
     "MLPGenerator",
     "PixelCNN",

@@ -14,6 +14,7 @@ import flax.linen as nn
 
 from jaxgen.models.fvsbn import FVSBN
 from jaxgen.models.gated_pixelcnn import GatedPixelCNN
+from jaxgen.models.imagegpt import ImageGPT
 from jaxgen.models.made import MADE
 from jaxgen.models.nade import NADE
 from jaxgen.models.pixelcnn import PixelCNN
@@ -27,6 +28,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "fvsbn": FVSBN,
     "nade": NADE,
     "made": MADE,
+    "imagegpt": ImageGPT,
 }
 
 
