@@ -1,7 +1,7 @@
 """Model zoo, one file per model: the Flax modules only.
 
 Autoregressive (int images -> logits [B, H, W, C, L]): ``PixelCNN``,
-``GatedPixelCNN``, ``PixelRNN``,
+``GatedPixelCNN``, ``PixelRNN``, ``PixelSNAIL`` (convolutions and attention),
 ``ImageGPT`` (a transformer), and the fully visible belief nets before them,
 ``FVSBN``, ``NADE`` and ``MADE``; latent-variable: ``Autoencoder``, ``VAE``;
 adversarial: ``DCGANGenerator``/``DCGANDiscriminator`` and the fully connected
@@ -24,6 +24,7 @@ from jaxgen.models.made import MADE
 from jaxgen.models.nade import NADE
 from jaxgen.models.pixelcnn import PixelCNN
 from jaxgen.models.pixelrnn import PixelRNN
+from jaxgen.models.pixelsnail import PixelSNAIL
 from jaxgen.models.rbm import RBM
 from jaxgen.models.realnvp import RealNVP
 from jaxgen.models.vae import VAE
@@ -42,6 +43,7 @@ __all__ = [
     "MLPGenerator",
     "PixelCNN",
     "PixelRNN",
+    "PixelSNAIL",
     "RBM",
     "RealNVP",
 ]

@@ -19,6 +19,7 @@ from jaxgen.models.made import MADE
 from jaxgen.models.nade import NADE
 from jaxgen.models.pixelcnn import PixelCNN
 from jaxgen.models.pixelrnn import PixelRNN
+from jaxgen.models.pixelsnail import PixelSNAIL
 from jaxgen.validation import ConfigError
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -29,6 +30,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "nade": NADE,
     "made": MADE,
     "imagegpt": ImageGPT,
+    "pixelsnail": PixelSNAIL,
 }
 
 

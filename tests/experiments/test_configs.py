@@ -62,3 +62,19 @@ def test_the_cpu_variant_sets_the_swept_learning_rate(variants, name, learning_r
         learning_rate,
         2500 if "cpu" in variants else 200_000,
     )
+
+
+@pytest.mark.parametrize("variants", ["pixelsnail", "tiny,pixelsnail", "pixelsnail,cpu"])
+def test_pixelsnail_variants_build_their_model(variants):
+    """The default is pytorch-generative's reproduce(); tiny and cpu shrink it."""
+    c = pixelcnn.get_config(variants)
+    model = registry.build_model(c.model, c.num_levels)
+    x = jnp.zeros((1, 28, 28, 1), jnp.int32)
+    logits, _ = jax.eval_shape(model.init_with_output, jax.random.key(0), x)
+    assert logits.shape == (1, 28, 28, 1, 2)
+    sizes = (model.num_blocks, model.features, model.num_residual, model.key_size)
+    if variants == "pixelsnail":
+        assert sizes + (model.value_size, model.num_heads) == (8, 64, 2, 4, 32, 1)
+        assert (c.batch_size, c.learning_rate, c.num_steps) == (128, 1e-3, 178_700)
+    else:
+        assert model.num_blocks < 8 and model.features < 64 and c.num_steps <= 600
