@@ -69,5 +69,6 @@ def write_positions(cache: jax.Array, start: jax.Array | int, values: jax.Array)
     Returns:
       float [B, T_max, ...].
     """
-    index = (0, start) + (0,) * (cache.ndim - 2)
+    start = jnp.asarray(start, jnp.int32)  # the other indices are int32 zeros, also under x64
+    index = (jnp.int32(0), start) + (jnp.int32(0),) * (cache.ndim - 2)
     return lax.dynamic_update_slice(cache, values.astype(cache.dtype), index)

@@ -70,3 +70,10 @@ def test_write_positions_writes_a_traced_slice():
     cache = jnp.zeros((1, 5, 2))
     out = jax.jit(write_positions)(cache, jnp.int32(2), jnp.ones((1, 2, 2)))
     np.testing.assert_array_equal(out[0, :, 0], [0, 0, 1, 1, 0])
+
+
+def test_write_positions_works_with_64_bit_indices():
+    with jax.enable_x64(True):
+        cache = jnp.zeros((1, 4, 2))
+        out = jax.jit(write_positions)(cache, jnp.int64(1), jnp.ones((1, 1, 2)))
+    np.testing.assert_array_equal(out[0, :, 0], [0, 1, 0, 0])
