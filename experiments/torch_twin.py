@@ -34,6 +34,16 @@ from jaxgen.nn.masked import conv_mask
 class Conv(torch.nn.Module):
     """A 2-D convolution with a fixed 0/1 mask on its kernel and explicit padding.
 
+    As fast as PyTorch lets the same function be: a kernel whose mask is all ones
+    (every 1x1 and every vertical-stack kernel on one-channel images) is a plain
+    convolution; a masked kernel has its masked entries set to zero in place, once
+    per call and outside autograd (as pytorch-generative's ``CausalConv2d``), so
+    the convolution runs on the weight itself, not on a product formed and
+    differentiated on every call. The function is that of ``weight * mask``: the
+    masked entries are zero whenever the forward pass reads them (Adam may move
+    them between steps; the next call zeroes them again). Symmetric padding is the
+    convolution's own, not a padded copy of the input.
+
     Args:
       mask: 0/1 float [kh, kw, F_in, F_out] (HWIO, as jaxgen builds it); all ones: no mask.
       padding: (top, bottom, left, right) zero rows/columns added to the input.
@@ -44,15 +54,20 @@ class Conv(torch.nn.Module):
         kh, kw, fin, fout = mask.shape
         self.weight = torch.nn.Parameter(torch.randn(fout, fin, kh, kw) * (kh * kw * fin) ** -0.5)
         self.bias = torch.nn.Parameter(torch.zeros(fout))
-        self.register_buffer(
-            "mask", torch.from_numpy(np.ascontiguousarray(mask.transpose(3, 2, 0, 1)))
-        )
+        masked = None if mask.all() else np.ascontiguousarray(mask.transpose(3, 2, 0, 1))
+        self.register_buffer("mask", None if masked is None else torch.from_numpy(masked))
         top, bottom, left, right = padding
+        self.symmetric = (top, left) if (top, left) == (bottom, right) else None
         self.pad = (left, right, top, bottom)  # F.pad's order: last axis first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """float [B, F_in, H, W] -> [B, F_out, H, W]."""
-        return F.conv2d(F.pad(x, self.pad), self.weight * self.mask, self.bias)
+        if self.mask is not None:
+            with torch.no_grad():
+                self.weight.mul_(self.mask)
+        if self.symmetric is not None:
+            return F.conv2d(x, self.weight, self.bias, padding=self.symmetric)
+        return F.conv2d(F.pad(x, self.pad), self.weight, self.bias)
 
 
 def _same(kernel_size: tuple[int, int]) -> tuple[int, int, int, int]:
