@@ -96,6 +96,14 @@ TRAIN_CASES: dict[str, tuple[str, Callable[[], speed.TrainCase]]] = {
             pixelrnn_config.get_config("diagonal_bilstm,cpu"), "diagonal_bilstm"
         ),
     ),
+    "pixelsnail_cpu": (
+        "PixelSNAIL `pixelcnn.py:pixelsnail,cpu`",
+        lambda: speed.autoregressive_case(_pixelcnn("pixelsnail,cpu")),
+    ),
+    "imagegpt_cpu": (
+        "ImageGPT `pixelcnn.py:imagegpt,cpu`",
+        lambda: speed.autoregressive_case(_pixelcnn("imagegpt,cpu")),
+    ),
     "vae": (
         "VAE `vae.py` (IWAE's MLP 784-200-200-50)",
         lambda: speed.vae_case(vae_config.get_config()),
@@ -123,6 +131,10 @@ SAMPLING_CASES: dict[str, tuple[Callable[[], ConfigDict], tuple[int, ...], bool]
         (16, 28, 28, 1),
         False,
     ),
+    "pixelsnail_cpu_b16": (lambda: _pixelcnn("pixelsnail,cpu"), (16, 28, 28, 1), False),
+    "pixelsnail_cpu_b64": (lambda: _pixelcnn("pixelsnail,cpu"), (64, 28, 28, 1), False),
+    "imagegpt_cpu_b16": (lambda: _pixelcnn("imagegpt,cpu"), (16, 28, 28, 1), False),
+    "imagegpt_cpu_b64": (lambda: _pixelcnn("imagegpt,cpu"), (64, 28, 28, 1), False),
     "pixelcnn_tiny_32x32x3_b16": (lambda: _pixelcnn("tiny"), (16, 32, 32, 3), False),
 }
 NAIVE_ESTIMATE_PASSES = 2

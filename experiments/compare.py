@@ -151,6 +151,15 @@ MEMBERS = {
             "paper": "diagonal_bilstm",
         },
     ),
+    **{
+        name: Member(
+            title,
+            AUTOREGRESSIVE,
+            pixelcnn_config.get_config,
+            {"tiny": f"{name},tiny", "cpu": f"{name},cpu", "paper": name},
+        )
+        for name, title in (("pixelsnail", "PixelSNAIL"), ("imagegpt", "ImageGPT"))
+    },
     # The flow's, VAE's, RBM's and GAN's default configs are their paper set-ups.
     "realnvp": Member(
         "RealNVP", FLOW, flow_config.get_config, {"tiny": "tiny", "cpu": "cpu"}, (256,)

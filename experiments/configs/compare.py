@@ -34,6 +34,8 @@ MODELS = (
     "gated_pixelcnn",
     "row_lstm",
     "diagonal_bilstm",
+    "pixelsnail",
+    "imagegpt",
     "realnvp",
     "vae",
     "rbm",
