@@ -122,7 +122,8 @@ def _conditional(c: ConfigDict) -> None:
 
 
 def _fully_visible(c: ConfigDict, name: str, batch_size: int, num_steps: int) -> None:
-    """The model config of FVSBN, NADE or MADE (no PixelCNN keys) and its training length."""
+    """A model config without PixelCNN keys (FVSBN, NADE, MADE, PixelSNAIL, ImageGPT) and its
+    training length."""
     c.model = ConfigDict({"name": name})
     c.batch_size = batch_size
     c.num_steps = num_steps
