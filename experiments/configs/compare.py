@@ -4,10 +4,11 @@ The budget is a variant (default ``cpu``):
   tiny      every model's ``tiny`` config, a few steps: the test of the whole command.
   cpu       every model's ``cpu`` config, with step counts that give each model about
             5 minutes of training on an idle 2-core CPU (equal wall-clock budgets, set
-            from measured step times); the ten models of binarized MNIST and their
-            evaluation take about an hour, the three of ``eight_bit`` about 20 minutes
-            (``make compare`` runs both). FID on 2,000 samples. (This budget was
-            ``cpu_hour``, 8 minutes for each of six models, before the taxonomy grew.)
+            from measured step times); the twelve models of binarized MNIST and their
+            evaluation took 92 min on 2026-12-07 (partly loaded), the three of
+            ``eight_bit`` 26 min (its VAE then ran 12 min; now 5). FID on 2,000
+            samples. (This budget was ``cpu_hour``, 8 minutes for each of six models,
+            before the taxonomy grew.)
   paper     every model's default (paper-size) config and step count: for a GPU.
 And a dataset variant:
   eight_bit 8-bit MNIST (256 levels): the flow beside PixelCNN with 256-way softmax
@@ -80,6 +81,8 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.steps.gated_pixelcnn = 1800
     c.steps.row_lstm = 5800
     c.steps.diagonal_bilstm = 1500
+    # PixelSNAIL and ImageGPT: their cpu configs' 600 and 700 steps (None), 3.5 and 2.3 min in
+    # the 2026-12-07 run (300 ms a step at batch 16, 140 ms at batch 8, measured there).
     c.steps.realnvp = 1800
     c.steps.vae = 57_000
     c.steps.rbm = 40_000
