@@ -24,10 +24,10 @@ from tests.experiments.test_cli import assert_clean_error
 
 TINY = "--config=experiments/configs/compare.py:tiny"
 AR, GAN = compare.AUTOREGRESSIVE, compare.ADVERSARIAL
-# The tiny command's second pass: every branch of binary data, MADE (a model with its own
-# sampler), PixelCNN (convolutions) and ImageGPT (attention). Every member's config, model
-# and task are built and checked by test_every_member_is_built_and_checked_before_the_first_trains.
-SECOND_PASS = ("made", "pixelcnn", "imagegpt", "vae", "rbm", "dcgan")
+# The tiny command's second pass: one model of every branch of binary data (the suite's time
+# limit: each member adds ~12 s). Every member's config, model and task are built and checked
+# by test_every_member_is_built_and_checked_before_the_first_trains.
+SECOND_PASS = ("pixelcnn", "vae", "rbm", "dcgan")
 
 
 def _run(workdir, tfds_dir, raw_dir, *args, config=TINY):
@@ -95,7 +95,7 @@ def test_tiny_compare_reports_every_family_and_reuses_finished_models(
     assert vae["iwae_samples"] == 10
     assert vae["nll_nats"] <= vae["elbo_nats"]  # the IWAE bound is tighter than the ELBO
     assert "nll_nats" not in by_name["dcgan"]
-    for name in ("pixelcnn", "imagegpt"):
+    for name in ("pixelcnn",):
         assert by_name[name]["naive_sample_seconds"] > by_name[name]["sample_seconds"]
 
     report = (workdir / "report.md").read_text()
@@ -105,10 +105,10 @@ def test_tiny_compare_reports_every_family_and_reuses_finished_models(
     assert [row[0] for row in table] == ["Test images (the floor)", *titles]
     branches = (AR, compare.LATENT, compare.BOLTZMANN, GAN)  # no flow on binary data
     assert _branches(report) == [compare.BRANCHES[f] for f in branches]
-    kinds = ["exact"] * 3 + ["lower bound", "estimate", "none"]
+    kinds = ["exact", "lower bound", "estimate", "none"]
     assert [row[1] for row in table] == ["data", *kinds]
     assert table[-1][5] == "—" and table[-3][5].endswith("(IWAE)")
-    assert table[2][12].startswith("≈ ")  # PixelCNN's naive time, extrapolated (tiny budget)
+    assert table[1][12].startswith("≈ ")  # PixelCNN's naive time, extrapolated (tiny budget)
     assert all(len(row) == 18 for row in table)  # precision .. memorised after the timings
     floor_row = by_name["test_images"]
     assert table[0][13] == f"{floor_row['precision']:.3f}" and table[0][17] == "—"
@@ -119,8 +119,10 @@ def test_tiny_compare_reports_every_family_and_reuses_finished_models(
     samples = Image.open(workdir / "samples.png")
     completions = Image.open(workdir / "completions.png")
     curves = Image.open(workdir / "curves.png")
-    assert samples.width >= 5 * samples.height  # seven square-ish panels side by side
-    assert completions.height > completions.width  # 2 + 6 strips of 2 images
+    assert samples.width >= 4 * samples.height  # five square-ish panels side by side
+    # 0.9 in a strip at 100 dpi: the test images, the given halves and at least the PixelCNN's
+    # and the VAE's completions (the GAN has none).
+    assert completions.height >= 390
     assert curves.width > curves.height  # the NLL panel and the FID panel
 
 
