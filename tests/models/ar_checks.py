@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxgen import losses
+from jaxgen import losses, sampling
 
 
 def order(h: int, w: int, c: int) -> np.ndarray:
@@ -124,3 +124,19 @@ def cached_logits(model, params, x: jax.Array, labels: jax.Array | None = None) 
         return jax.lax.fori_loop(0, h, row, (out, cache))[0]
 
     return run(params, x, extra)
+
+
+def check_cached_samples_equal_naive(model, params, shape: tuple[int, ...]) -> np.ndarray:
+    """Asserts that cached sampling (the model's default) draws exactly the naive samples.
+
+    Both samplers run with one key on images of ``shape`` [B, H, W, C]; the samples
+    must not all be one level. Returns the naive samples, int [B, H, W, C].
+    """
+    key = jax.random.key(2)
+    naive, cached = (
+        sampling.autoregressive_sample(model, params, key, shape, method=m)
+        for m in ("naive", "cached")
+    )
+    np.testing.assert_array_equal(cached, naive)
+    assert sampling.default_method(model) == "cached" and len(np.unique(naive)) > 1
+    return np.asarray(naive)

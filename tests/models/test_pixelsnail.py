@@ -9,10 +9,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen import losses, models, sampling
+from jaxgen import losses, models
 from jaxgen.validation import ConfigError
 
-from .ar_checks import cached_logits, dependency_matrix, fit, striped_batch
+from .ar_checks import (
+    cached_logits,
+    check_cached_samples_equal_naive,
+    dependency_matrix,
+    fit,
+    striped_batch,
+)
 from .precision_checks import BF16_LOGIT_ATOL, conv_dtypes, leaks
 
 # The scale of the random params. At 0.3 (with the initial kernels) the two-block net
@@ -77,13 +83,7 @@ def test_cached_logits_and_samples_equal_the_full_pass(shape):
     chex.assert_trees_all_close(cached_logits(model, params, x), full, atol=1e-5, rtol=1e-5)
     if shape[-1] == 1:
         return  # the samples: with C = 3 only (compiling the samplers costs seconds)
-    key = jax.random.key(2)
-    naive, cached = (
-        sampling.autoregressive_sample(model, params, key, shape, method=m)
-        for m in ("naive", "cached")
-    )
-    chex.assert_trees_all_equal(cached, naive)
-    assert sampling.default_method(model) == "cached" and len(np.unique(naive)) > 1
+    check_cached_samples_equal_naive(model, params, shape)
 
 
 def test_bfloat16_computes_in_bfloat16_is_causal_and_cached_equals_full():
