@@ -10,6 +10,10 @@ Variants (combine with commas, e.g. ``pixelrnn.py:row_lstm,tiny``):
   row_lstm         the Row LSTM.
   tiny             trains in seconds (tests, smoke runs).
   cpu              a meaningful model in about ten minutes on a 2-core CPU.
+  hour             the one-hour recipe for a 2-core CPU: the paper's Row LSTM (7 layers,
+                   h = 16), batch 16, 18,000 steps (Adam, peak 5e-3, warm-up and cosine
+                   decay), an EMA of the weights; a checkpoint every 2,000 steps is kept
+                   for the test NLL against wall-clock minutes (``row_lstm,hour``).
 """
 
 from ml_collections import ConfigDict
@@ -19,6 +23,7 @@ from jaxgen.validation import ConfigError
 
 LAYER_VARIANTS = ("diagonal_bilstm", "row_lstm")
 SIZE_VARIANTS = ("tiny", "cpu")
+RECIPE_VARIANTS = ("hour",)
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -32,10 +37,11 @@ def get_config(variants: str | None = None) -> ConfigDict:
     """
     names = [v for v in (variants or "").split(",") if v]
     for name in names:
-        if name not in LAYER_VARIANTS + SIZE_VARIANTS:
+        if name not in LAYER_VARIANTS + SIZE_VARIANTS + RECIPE_VARIANTS:
             raise ConfigError(
                 f"Unknown config variant {name!r}; choose from "
-                f"{', '.join(LAYER_VARIANTS + SIZE_VARIANTS)} (combine with commas)."
+                f"{', '.join(LAYER_VARIANTS + SIZE_VARIANTS + RECIPE_VARIANTS)} "
+                "(combine with commas)."
             )
     sizes = [v for v in names if v in SIZE_VARIANTS]
     c = pixelcnn.get_config(",".join(sizes))
@@ -48,6 +54,8 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.model.dtype = "float32"  # or "bfloat16": activations and convolutions (accelerators)
     for size in sizes:
         _SIZE_UPDATES[size](c)
+    if "hour" in names:
+        _hour(c)
     return c
 
 
@@ -68,3 +76,23 @@ def _cpu(c: ConfigDict) -> None:
 
 
 _SIZE_UPDATES = {"tiny": _tiny, "cpu": _cpu}
+
+
+def _hour(c: ConfigDict) -> None:
+    # Chosen for wall-clock on a 2-core AMD EPYC: the Row LSTM learned the most per image of
+    # the cpu runs (85.45 nats after 19,200 images) and trains ~100 images/s at 7 x 16.
+    c.model.num_layers = 7
+    c.model.features = 16
+    c.model.head_features = 32
+    c.batch_size = 16
+    c.num_steps = 18_000
+    c.learning_rate = 5e-3
+    c.lr_schedule = "warmup_cosine"
+    c.warmup_steps = 200
+    c.ema_decay = 0.999
+    c.log_every = 200
+    c.eval_every = 2000
+    c.eval_max_examples = 2000
+    c.checkpoint_every = 2000
+    c.keep_checkpoints = 10
+    c.test_max_examples = None
