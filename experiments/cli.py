@@ -236,3 +236,12 @@ def _exit(message: str, code: int) -> NoReturn:
     paragraph = " ".join(message.split())
     print(f"Error: {paragraph}", file=sys.stderr)
     sys.exit(code)
+
+
+def max_examples(value: str) -> int | None | str:
+    """``--max_examples``: ``"run"``, None for ``all``, or a positive int."""
+    if value in ("run", "all"):
+        return None if value == "all" else value
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"--max_examples={value} must be run, all or a positive integer.")
+    return int(value)

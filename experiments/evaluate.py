@@ -23,7 +23,6 @@ from absl import flags
 
 from experiments import cli
 from jaxgen import runs
-from jaxgen.validation import ConfigError
 
 USAGE = (
     "python -m experiments.evaluate --workdir DIR [--split SPLIT] [--max_examples run|all|N] "
@@ -44,19 +43,10 @@ def define_flags(f: flags.FlagValues) -> None:
     flags.mark_flag_as_required("workdir", flag_values=f)
 
 
-def max_examples(value: str) -> int | None | str:
-    """``--max_examples``: ``"run"``, None for ``all``, or a positive int."""
-    if value in ("run", "all"):
-        return None if value == "all" else value
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"--max_examples={value} must be run, all or a positive integer.")
-    return int(value)
-
-
 def main(argv: Sequence[str]) -> None:
     """Parses ``argv``, loads the run, evaluates it and prints the JSON row."""
     f = cli.parse_command_flags(argv, define_flags, USAGE)
-    limit = max_examples(f.max_examples)
+    limit = cli.max_examples(f.max_examples)
     run = runs.load_run(f.workdir, step=f.step, best=f.best)
     if f.images is not None:
         images = runs.read_images(f.images, run.image_shape, run.num_levels)

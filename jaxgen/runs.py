@@ -371,6 +371,28 @@ def load_run(
     )
 
 
+def checkpoint_times(workdir: str | pathlib.Path) -> dict[int, float]:
+    """The training wall-clock of every kept checkpoint of a run.
+
+    Args:
+      workdir: the folder a training run wrote.
+
+    Returns:
+      ``{step: elapsed_s}``, ascending by step: seconds since the run's step 0 when
+      the checkpoint was saved (compilation and periodic evaluations included,
+      summed over resumed parts), as the checkpoint's record holds them.
+
+    Raises:
+      ConfigError: ``workdir`` holds no checkpoint.
+    """
+    folder = pathlib.Path(workdir) / "checkpoints"
+    if not folder.is_dir():
+        raise ConfigError(f"{workdir} holds no checkpoint ({folder} does not exist).")
+    with Checkpointer(folder, keep=1, read_only=True) as checkpointer:
+        steps = checkpointer.all_steps()
+        return {s: float(checkpointer.restore_meta(s)["elapsed_s"]) for s in steps}
+
+
 def infer_family(config: ConfigDict) -> str:
     """The family of a config saved before checkpoints recorded it (by its family's keys)."""
     if "generator_loss" in config:

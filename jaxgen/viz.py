@@ -357,3 +357,41 @@ def save_distance_curves(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
+
+
+def save_nll_curves(
+    path: str | os.PathLike,
+    curves: Mapping[str, Sequence[tuple[float, float]]],
+    ylabel: str = "test NLL (nats)",
+    references: Mapping[str, float] | None = None,
+) -> pathlib.Path:
+    """Writes NLL against training wall-clock minutes, one line per run.
+
+    Args:
+      path: the PNG file.
+      curves: line label -> ``(minutes, nll)`` points.
+      ylabel: what the NLL is.
+      references: horizontal lines, label -> NLL (e.g. a paper's number).
+
+    Returns:
+      The path written.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
+    for label, points in curves.items():
+        minutes, values = zip(*sorted(points), strict=True)
+        ax.plot(minutes, values, marker="o", markersize=3, label=label)
+    for label, value in (references or {}).items():
+        ax.axhline(value, color="grey", linestyle="--", linewidth=0.8)
+        ax.annotate(label, (0, value), xytext=(2, 2), textcoords="offset points", fontsize=7)
+    ax.set_xlabel("training wall-clock (minutes)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path

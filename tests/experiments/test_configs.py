@@ -4,8 +4,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from experiments.configs import pixelcnn, pixelrnn
+from experiments.configs import pixelcnn, pixelrnn, vae
 from jaxgen.models import registry
+from jaxgen.validation import ConfigError
 
 
 def test_default_is_the_papers_mnist_diagonal_bilstm():
@@ -78,3 +79,22 @@ def test_pixelsnail_variants_build_their_model(variants):
         assert (c.batch_size, c.learning_rate, c.num_steps) == (128, 1e-3, 178_700)
     else:
         assert model.num_blocks < 8 and model.features < 64 and c.num_steps <= 600
+
+
+def test_hour_recipes_keep_their_models_and_set_the_budget():
+    recipe = pixelrnn.get_config("row_lstm,hour")
+    assert (recipe.model.variant, recipe.model.num_layers, recipe.model.features) == (
+        "row_lstm",
+        7,
+        16,
+    )  # the paper's Row LSTM
+    assert (recipe.batch_size, recipe.num_steps, recipe.ema_decay) == (16, 20_000, 0.999)
+    assert recipe.keep_checkpoints * recipe.checkpoint_every >= recipe.num_steps  # whole curve
+    gated = pixelcnn.get_config("gated,hour")
+    cpu = pixelcnn.get_config("gated,cpu")
+    assert gated.model == cpu.model and gated.num_steps == 8500
+    assert gated.keep_checkpoints * gated.checkpoint_every >= gated.num_steps
+    v = vae.get_config("hour")
+    assert v.keep_checkpoints * v.checkpoint_every >= v.num_steps and v.iwae_samples == 1000
+    with pytest.raises(ConfigError, match="sized for pixelcnn and gated, not nade"):
+        pixelcnn.get_config("nade,hour")

@@ -1,0 +1,100 @@
+"""Test NLL against training wall-clock minutes, from the checkpoints runs kept.
+
+    python -m experiments.curve --run "Row LSTM=runs/hour_row_lstm" [--run LABEL=DIR ...]
+        --out docs/images/nll_vs_minutes.png [--every N] [--max_examples all|N]
+        [--reference "PixelCNN (paper)=81.30" ...]
+
+Every kept checkpoint of each run (every ``--every``-th, the last always) is
+evaluated on the test split (the family's evaluation, as ``experiments.evaluate``:
+exact NLL for autoregressive models, the IWAE bound for a VAE) and placed at the
+training wall-clock its checkpoint recorded (``jaxgen.runs.checkpoint_times``:
+compilation and periodic evaluations included). The values are kept in each
+run's ``test_curve.json``, so a second call evaluates only new checkpoints.
+Prints one JSON line per point and writes the figure. Run it on a quiet machine
+after the training runs, never beside a run being timed.
+"""
+
+import json
+import pathlib
+import sys
+from collections.abc import Sequence
+
+from absl import flags
+
+from experiments import cli
+from jaxgen import runs, viz
+from jaxgen.validation import ConfigError
+
+USAGE = (
+    'python -m experiments.curve --run "LABEL=DIR" [--run ...] --out PNG [--every N] '
+    '[--max_examples all|N] [--reference "LABEL=NLL" ...]'
+)
+CACHE = "test_curve.json"
+
+
+def define_flags(f: flags.FlagValues) -> None:
+    """The command's flags."""
+    flags.DEFINE_multi_string("run", None, "LABEL=DIR of a trained run.", flag_values=f)
+    flags.DEFINE_string("out", None, "The figure (PNG).", flag_values=f)
+    flags.DEFINE_integer("every", 1, "Evaluate every N-th kept checkpoint.", flag_values=f)
+    flags.DEFINE_string("max_examples", "all", "all, or the first N test images.", flag_values=f)
+    flags.DEFINE_multi_string(
+        "reference", [], "LABEL=NLL: a dashed line (a paper's number).", flag_values=f
+    )
+    flags.mark_flags_as_required(["run", "out"], flag_values=f)
+
+
+def split_pair(text: str, flag: str) -> tuple[str, str]:
+    """``LABEL=VALUE`` -> ``(LABEL, VALUE)``, with an error naming the flag."""
+    label, sep, value = text.rpartition("=")
+    if not sep or not label or not value:
+        raise ConfigError(f"--{flag}={text!r} must be LABEL=VALUE.")
+    return label, value
+
+
+def curve(workdir: pathlib.Path, every: int, limit: int | None) -> list[dict]:
+    """The test rows of ``workdir``'s kept checkpoints, evaluating those not in its cache."""
+    if every < 1:
+        raise ConfigError(f"--every={every} must be at least 1.")
+    times = runs.checkpoint_times(workdir)
+    steps = sorted(times)
+    chosen = steps[::-1][::every][::-1]  # counted back from the last checkpoint
+    cache_path = workdir / CACHE
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    rows = []
+    for step in chosen:
+        key = f"{step}:{limit}"
+        if key not in cache:
+            row = runs.load_run(workdir, step=step).evaluate("test", max_examples=limit)
+            cache[key] = {"step": step, "minutes": times[step] / 60.0, **row}
+            cache_path.write_text(json.dumps(cache, indent=1))
+        rows.append(cache[key])
+    return rows
+
+
+def main(argv: Sequence[str]) -> None:
+    """Parses ``argv``, evaluates the runs' checkpoints, prints the points, writes the figure."""
+    f = cli.parse_command_flags(argv, define_flags, USAGE)
+    limit = cli.max_examples(f.max_examples)
+    if limit == "run":
+        raise ConfigError("--max_examples must be all or N here.")
+    references = {}
+    for text in f.reference:
+        label, value = split_pair(text, "reference")
+        try:
+            references[label] = float(value)
+        except ValueError:
+            raise ConfigError(f"--reference={text!r}: {value!r} is not a number.") from None
+    curves = {}
+    for text in f.run:
+        label, workdir = split_pair(text, "run")
+        rows = curve(pathlib.Path(workdir), f.every, limit)
+        for row in rows:
+            print(json.dumps({"run": label, "workdir": workdir, **row}), flush=True)
+        curves[label] = [(row["minutes"], row["nll_nats"]) for row in rows]
+    path = viz.save_nll_curves(f.out, curves, references=references)
+    print(f"Wrote {path}")
+
+
+if __name__ == "__main__":
+    cli.guarded(lambda: main(sys.argv))

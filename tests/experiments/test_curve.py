@@ -1,0 +1,98 @@
+"""experiments.curve: test NLL of every kept checkpoint against its training wall-clock."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import curve
+from experiments.configs import pixelcnn
+from jaxgen import runs, tasks, train
+from jaxgen.validation import ConfigError
+from tests.conftest import REPO, xla_flags
+
+NUM_TEST = 64
+
+
+@pytest.fixture(scope="module")
+def workdir(prepared_tfds, raw_dir, tmp_path_factory) -> pathlib.Path:
+    """A tiny PixelCNN run with checkpoints kept at steps 2, 4 and 6."""
+    config = pixelcnn.get_config("tiny")
+    config.data_dir, config.raw_dir = str(prepared_tfds), str(raw_dir)
+    config.num_steps, config.eval_every, config.checkpoint_every = 6, 6, 2
+    config.log_every, config.keep_checkpoints, config.test_max_examples = 2, 5, NUM_TEST
+    _, task = tasks.from_config("autoregressive", config)
+    workdir = tmp_path_factory.mktemp("curve_run")
+    train.train_and_evaluate(task, config, workdir)
+    return workdir
+
+
+def curve_command(data_dir: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "XLA_FLAGS": xla_flags(), "TFDS_DATA_DIR": str(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.curve", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def printed_points(result: subprocess.CompletedProcess) -> list[dict]:
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def test_every_kept_checkpoint_is_a_point_at_its_recorded_minutes(workdir, prepared_tfds, tmp_path):
+    out = tmp_path / "curve.png"
+    args = ("--run", f"tiny=={workdir}", "--out", str(out), "--max_examples", str(NUM_TEST))
+    points = printed_points(curve_command(prepared_tfds, *args))
+    times = runs.checkpoint_times(workdir)
+    assert [p["step"] for p in points] == [2, 4, 6] == sorted(times)
+    assert all(p["run"] == "tiny=" for p in points)  # the label is split at the last "="
+    minutes = [p["minutes"] for p in points]
+    np.testing.assert_allclose(minutes, [times[s] / 60 for s in (2, 4, 6)])
+    assert minutes == sorted(minutes) and minutes[0] > 0
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    (test_row,) = [row for row in rows if row["split"] == "test"]  # the run's own, at step 6
+    assert points[-1]["num_examples"] == test_row["num_examples"] == NUM_TEST
+    np.testing.assert_allclose(points[-1]["nll_nats"], test_row["nll_nats"], rtol=1e-5)
+    assert len({round(p["nll_nats"], 3) for p in points}) == 3  # each checkpoint's own params
+    assert Image.open(out).size[0] > 300
+
+
+def test_a_second_call_reuses_the_points_it_has(workdir):
+    first = curve.curve(workdir, every=2, limit=NUM_TEST)
+    assert [p["step"] for p in first] == [2, 6]  # every 2nd, counted back from the last
+    cache_path = workdir / curve.CACHE
+    cache = json.loads(cache_path.read_text())
+    cache[f"6:{NUM_TEST}"]["nll_nats"] = 12345.0  # a value no evaluation gives
+    cache_path.write_text(json.dumps(cache))
+    again = curve.curve(workdir, every=2, limit=NUM_TEST)
+    assert again[-1]["nll_nats"] == 12345.0
+    assert again[0]["nll_nats"] == first[0]["nll_nats"]
+
+
+@pytest.mark.parametrize(
+    ("args", "phrases"),
+    [
+        (("--run", "{workdir}"), ("--run=", "LABEL=VALUE")),
+        (("--run", "a={workdir}", "--reference", "paper=eighty"), ("'eighty'", "not a number")),
+        (("--run", "a={empty}"), ("holds no checkpoint",)),
+        (("--run", "a={workdir}", "--every", "0"), ("--every=0",)),
+        (("--run", "a={workdir}", "--max_examples", "run"), ("all or N",)),
+    ],
+)
+def test_bad_input_is_an_error_naming_it(workdir, tmp_path, args, phrases):
+    names = {"workdir": workdir, "empty": tmp_path / "empty"}
+    argv = ["curve", *(a.format(**names) for a in args), "--out", str(tmp_path / "c.png")]
+    with pytest.raises(ConfigError) as error:
+        curve.main(argv)
+    for phrase in phrases:
+        assert phrase in str(error.value)
