@@ -1,10 +1,7 @@
 """experiments.curve: test NLL of every kept checkpoint against its training wall-clock."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +11,6 @@ from experiments import curve
 from experiments.configs import pixelcnn
 from jaxgen import runs, tasks, train
 from jaxgen.validation import ConfigError
-from tests.conftest import REPO, xla_flags
 
 NUM_TEST = 64
 
@@ -32,27 +28,11 @@ def workdir(prepared_tfds, raw_dir, tmp_path_factory) -> pathlib.Path:
     return workdir
 
 
-def curve_command(data_dir: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XLA_FLAGS": xla_flags(), "TFDS_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.curve", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def printed_points(result: subprocess.CompletedProcess) -> list[dict]:
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-
-
-def test_every_kept_checkpoint_is_a_point_at_its_recorded_minutes(workdir, prepared_tfds, tmp_path):
+def test_every_kept_checkpoint_is_a_point_at_its_recorded_minutes(workdir, tmp_path, capsys):
     out = tmp_path / "curve.png"
-    args = ("--run", f"tiny=={workdir}", "--out", str(out), "--max_examples", str(NUM_TEST))
-    points = printed_points(curve_command(prepared_tfds, *args))
+    curve.main(["curve", "--run", f"tiny=={workdir}", "--out", str(out), "--max_examples", "64"])
+    lines = capsys.readouterr().out.splitlines()
+    points = [json.loads(line) for line in lines if line.startswith("{")]
     times = runs.checkpoint_times(workdir)
     assert [p["step"] for p in points] == [2, 4, 6] == sorted(times)
     assert all(p["run"] == "tiny=" for p in points)  # the label is split at the last "="
