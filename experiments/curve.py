@@ -9,7 +9,8 @@ evaluated on the test split (the family's evaluation, as ``experiments.evaluate`
 exact NLL for autoregressive models, the IWAE bound for a VAE) and placed at the
 training wall-clock its checkpoint recorded (``jaxgen.runs.checkpoint_times``:
 compilation and periodic evaluations included). The values are kept in each
-run's ``test_curve.json``, so a second call evaluates only new checkpoints.
+run's ``test_curve.json``: a second call evaluates only checkpoints it has not, and
+draws every point the cache holds for a kept checkpoint.
 Prints one JSON line per point and writes the figure. Run it on a quiet machine
 after the training runs, never beside a run being timed.
 """
@@ -53,7 +54,8 @@ def split_pair(text: str, flag: str) -> tuple[str, str]:
 
 
 def curve(workdir: pathlib.Path, every: int, limit: int | None) -> list[dict]:
-    """The test rows of ``workdir``'s kept checkpoints, evaluating those not in its cache."""
+    """The test rows of ``workdir``'s kept checkpoints: every ``every``-th (evaluated unless
+    cached) and any other one already in the cache, ascending by step."""
     if every < 1:
         raise ConfigError(f"--every={every} must be at least 1.")
     times = runs.checkpoint_times(workdir)
@@ -61,15 +63,14 @@ def curve(workdir: pathlib.Path, every: int, limit: int | None) -> list[dict]:
     chosen = steps[::-1][::every][::-1]  # counted back from the last checkpoint
     cache_path = workdir / CACHE
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    rows = []
     for step in chosen:
         key = f"{step}:{limit}"
         if key not in cache:
             row = runs.load_run(workdir, step=step).evaluate("test", max_examples=limit)
             cache[key] = {"step": step, "minutes": times[step] / 60.0, **row}
             cache_path.write_text(json.dumps(cache, indent=1))
-        rows.append(cache[key])
-    return rows
+    # Points an earlier call evaluated are drawn too: they cost nothing.
+    return [cache[f"{step}:{limit}"] for step in steps if f"{step}:{limit}" in cache]
 
 
 def main(argv: Sequence[str]) -> None:

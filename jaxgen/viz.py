@@ -385,7 +385,7 @@ def save_nll_curves(
         ax.plot(minutes, values, marker="o", markersize=3, label=label)
     for label, value in (references or {}).items():
         ax.axhline(value, color="grey", linestyle="--", linewidth=0.8)
-        ax.annotate(label, (0, value), xytext=(2, 2), textcoords="offset points", fontsize=7)
+        ax.annotate(label, (0.01, value), xycoords=ax.get_yaxis_transform(), fontsize=7)
     ax.set_xlabel("training wall-clock (minutes)")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -194,7 +194,8 @@ def test_copies_of_training_images_are_flagged_and_fresh_images_are_not():
         np.clip(train[:5] + 1, 0, 255), train, test, num_levels=256
     )
     assert nudged.feature_index is None and "memorised_feature" not in nudged.summary()
-    np.testing.assert_allclose(nudged.pixel_distance, 8 / 255, rtol=1e-3)
+    # float32 distances by |a|^2 + |b|^2 - 2 a.b: 1.5e-3 relative off on a CPU without AVX-512.
+    np.testing.assert_allclose(nudged.pixel_distance, 8 / 255, rtol=5e-3)
 
 
 def test_training_neighbours_refuse_images_of_different_shapes():

@@ -48,15 +48,19 @@ def test_every_kept_checkpoint_is_a_point_at_its_recorded_minutes(workdir, tmp_p
 
 
 def test_a_second_call_reuses_the_points_it_has(workdir):
+    (workdir / curve.CACHE).unlink(missing_ok=True)
     first = curve.curve(workdir, every=2, limit=NUM_TEST)
     assert [p["step"] for p in first] == [2, 6]  # every 2nd, counted back from the last
     cache_path = workdir / curve.CACHE
     cache = json.loads(cache_path.read_text())
     cache[f"6:{NUM_TEST}"]["nll_nats"] = 12345.0  # a value no evaluation gives
     cache_path.write_text(json.dumps(cache))
+    every = curve.curve(workdir, every=1, limit=NUM_TEST)
+    assert [p["step"] for p in every] == [2, 4, 6]  # step 4 evaluated now
+    assert every[-1]["nll_nats"] == 12345.0 and every[0]["nll_nats"] == first[0]["nll_nats"]
     again = curve.curve(workdir, every=2, limit=NUM_TEST)
-    assert again[-1]["nll_nats"] == 12345.0
-    assert again[0]["nll_nats"] == first[0]["nll_nats"]
+    assert [p["step"] for p in again] == [2, 4, 6]  # the cached step 4 is drawn too
+    assert again[1]["nll_nats"] == every[1]["nll_nats"]
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,10 @@ from . import ar_checks
 BF16_LOGIT_ATOL = 0.1
 # After 20 Adam steps the NLL of the tiny models is ~5 nats per 8x8 binary image
 # (from ~50); bf16 rounding of the activations (relative 2**-8) perturbs every
-# gradient a little, and the measured gaps to float32 were 0.02-0.3 nats. 0.6 nats
-# per image (0.014 bits/dim) is twice the largest gap and ~1% of the fall.
-BF16_NLL_ATOL = 0.6
+# gradient a little, and the measured gaps to float32 were 0.02-0.3 nats on AVX-512
+# CPUs and 0.61 (ImageGPT) on an AMD EPYC without AVX-512. 1 nat per image (0.023
+# bits/dim) is ~2% of the fall.
+BF16_NLL_ATOL = 1.0
 
 
 def conv_dtypes(model, params, x) -> set[str]:
@@ -49,7 +50,7 @@ def check_bfloat16_trains_like_float32(make_model) -> None:
     bf16 = ar_checks.fit(make_model("bfloat16"), x, steps=20)
     assert abs(f32[0] - bf16[0]) < 0.1  # the same init, the same first loss
     assert f32[-1] < 7 and bf16[-1] < 7
-    assert abs(f32[-1] - bf16[-1]) <= BF16_NLL_ATOL
+    assert abs(f32[-1] - bf16[-1]) <= BF16_NLL_ATOL, (f32[-1], bf16[-1])
 
 
 def identical_sample_fraction(model, params, shape: tuple[int, ...]) -> float:
