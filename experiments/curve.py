@@ -63,14 +63,14 @@ def curve(workdir: pathlib.Path, every: int, limit: int | None) -> list[dict]:
     chosen = steps[::-1][::every][::-1]  # counted back from the last checkpoint
     cache_path = workdir / CACHE
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    keys = {step: f"{step}:{limit}" for step in steps}  # a point per (step, test examples)
     for step in chosen:
-        key = f"{step}:{limit}"
-        if key not in cache:
+        if keys[step] not in cache:
             row = runs.load_run(workdir, step=step).evaluate("test", max_examples=limit)
-            cache[key] = {"step": step, "minutes": times[step] / 60.0, **row}
+            cache[keys[step]] = {"step": step, "minutes": times[step] / 60.0, **row}
             cache_path.write_text(json.dumps(cache, indent=1))
     # Points an earlier call evaluated are drawn too: they cost nothing.
-    return [cache[f"{step}:{limit}"] for step in steps if f"{step}:{limit}" in cache]
+    return [cache[keys[step]] for step in steps if keys[step] in cache]
 
 
 def main(argv: Sequence[str]) -> None:
