@@ -67,13 +67,15 @@ def train_config(
       num_samples: images in the sample pictures.
       optimizer: ``optimizer`` (see ``jaxgen.train.optim``), with ``grad_clip_norm``
         (None: no clipping); None sets neither, for an experiment with its own optimizer keys.
-      lr_schedule: ``constant`` or ``warmup_cosine``.
-      warmup_steps: steps of linear warm-up of ``warmup_cosine``.
+      lr_schedule: ``constant``, ``warmup_cosine`` or ``warmup_cosine_restarts``
+        (see ``jaxgen.train.optim.make_schedule``).
+      warmup_steps: steps of linear warm-up of each cosine cycle.
       eval_max_examples: examples of each periodic evaluation; None: the full split.
 
     Returns:
       ``c``, with ``seed`` (0), ``batch_size``, ``num_steps``, ``optimizer``,
-      ``learning_rate``, ``lr_schedule``, ``warmup_steps``, ``grad_clip_norm``,
+      ``learning_rate``, ``lr_schedule``, ``warmup_steps``, ``lr_cycle_steps`` (None)
+      and ``lr_cycle_decay`` (1.0) of ``warmup_cosine_restarts``, ``grad_clip_norm``,
       ``ema_decay`` (None: no parameter EMA), ``log_every``, ``eval_every``,
       ``eval_max_examples``, ``test_max_examples`` (examples of the final test
       evaluation; None, for every reported number: the whole test split; the test row's
@@ -91,6 +93,8 @@ def train_config(
     c.learning_rate = learning_rate
     c.lr_schedule = lr_schedule
     c.warmup_steps = warmup_steps
+    c.lr_cycle_steps = config_dict.placeholder(int)
+    c.lr_cycle_decay = 1.0
     if optimizer is not None:
         c.grad_clip_norm = config_dict.placeholder(float)
     c.ema_decay = config_dict.placeholder(float)

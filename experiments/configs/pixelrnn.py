@@ -14,6 +14,10 @@ Variants (combine with commas, e.g. ``pixelrnn.py:row_lstm,tiny``):
                    h = 16), batch 16, 20,000 steps (Adam, peak 5e-3, warm-up and cosine
                    decay), an EMA of the weights; a checkpoint every 2,000 steps is kept
                    for the test NLL against wall-clock minutes (``row_lstm,hour``).
+  two_hours        the one-hour recipe, then a second hour: 40,000 steps in two cosine
+                   cycles of 20,000 (warm restarts, the second at half the peak), so its
+                   first 20,000 steps are the one-hour run and a finished ``hour`` workdir
+                   resumes into it (``row_lstm,two_hours``).
 """
 
 from ml_collections import ConfigDict
@@ -23,7 +27,7 @@ from jaxgen.validation import ConfigError
 
 LAYER_VARIANTS = ("diagonal_bilstm", "row_lstm")
 SIZE_VARIANTS = ("tiny", "cpu")
-RECIPE_VARIANTS = ("hour",)
+RECIPE_VARIANTS = ("hour", "two_hours")
 
 
 def get_config(variants: str | None = None) -> ConfigDict:
@@ -54,8 +58,10 @@ def get_config(variants: str | None = None) -> ConfigDict:
     c.model.dtype = "float32"  # or "bfloat16": activations and convolutions (accelerators)
     for size in sizes:
         _SIZE_UPDATES[size](c)
-    if "hour" in names:
+    if "hour" in names or "two_hours" in names:
         _hour(c)
+    if "two_hours" in names:
+        _two_hours(c)
     return c
 
 
@@ -96,3 +102,11 @@ def _hour(c: ConfigDict) -> None:
     c.checkpoint_every = 2000
     c.keep_checkpoints = 10
     c.test_max_examples = None
+
+
+def _two_hours(c: ConfigDict) -> None:
+    c.num_steps = 40_000
+    c.lr_schedule = "warmup_cosine_restarts"
+    c.lr_cycle_steps = 20_000
+    c.lr_cycle_decay = 0.5
+    c.keep_checkpoints = 20

@@ -6,16 +6,21 @@ from ml_collections import ConfigDict
 from jaxgen.validation import ConfigError
 
 OPTIMIZERS = {"adam": optax.adam, "rmsprop": optax.rmsprop}
-SCHEDULES = ("constant", "warmup_cosine")
+SCHEDULES = ("constant", "warmup_cosine", "warmup_cosine_restarts")
 
 
 def make_schedule(config: ConfigDict) -> optax.Schedule:
     """The learning rate as a function of the step.
 
     Args:
-      config: with ``learning_rate``, ``lr_schedule`` ("constant" or
-        "warmup_cosine": linear warmup from 0 over ``warmup_steps``, then cosine
-        decay to 0 at ``num_steps``), ``warmup_steps`` and ``num_steps``.
+      config: with ``learning_rate``, ``lr_schedule``, ``warmup_steps`` and
+        ``num_steps``. The schedules: "constant"; "warmup_cosine": linear warmup
+        from 0 over ``warmup_steps``, then cosine decay to 0 at ``num_steps``;
+        "warmup_cosine_restarts" (SGDR, Loshchilov & Hutter, 2017): cycles of
+        ``lr_cycle_steps`` steps, each a warmup and a cosine decay to 0, the
+        peak of each cycle ``lr_cycle_decay`` times the last's (the first cycle
+        is "warmup_cosine" with ``num_steps = lr_cycle_steps``, so a finished
+        one-cycle run resumes into more cycles).
 
     Returns:
       An Optax schedule, step -> learning rate.
@@ -23,6 +28,26 @@ def make_schedule(config: ConfigDict) -> optax.Schedule:
     lr = config.learning_rate
     if config.lr_schedule == "constant":
         return optax.constant_schedule(lr)
+    if config.lr_schedule == "warmup_cosine_restarts":
+        cycle_steps, decay = config.get("lr_cycle_steps"), config.get("lr_cycle_decay", 1.0)
+        if cycle_steps is None or not 0 <= config.warmup_steps < cycle_steps:
+            raise ConfigError(
+                f"lr_schedule='warmup_cosine_restarts' needs lr_cycle_steps (now {cycle_steps}) "
+                f"greater than warmup_steps={config.warmup_steps}."
+            )
+        if not decay > 0:
+            raise ConfigError(f"lr_cycle_decay={decay} must be positive.")
+        return optax.sgdr_schedule(
+            [
+                dict(
+                    init_value=0.0,
+                    peak_value=lr * decay**cycle,
+                    warmup_steps=config.warmup_steps,
+                    decay_steps=cycle_steps,
+                )
+                for cycle in range(-(-config.num_steps // cycle_steps))
+            ]
+        )
     if config.lr_schedule == "warmup_cosine":
         if not 0 <= config.warmup_steps < config.num_steps:
             raise ConfigError(

@@ -42,7 +42,14 @@ from jaxgen.validation import ConfigError
 LOCK_FILE = "run.lock"
 MAX_COMMAND_CHARS = 300
 # Keys of the config that define the learning-rate schedule (``optim.make_schedule``).
-SCHEDULE_KEYS = ("learning_rate", "lr_schedule", "warmup_steps", "num_steps")
+SCHEDULE_KEYS = (
+    "learning_rate",
+    "lr_schedule",
+    "warmup_steps",
+    "num_steps",
+    "lr_cycle_steps",
+    "lr_cycle_decay",
+)
 # (lock file, thread) -> depth of nested ``lock_workdir`` calls holding it.
 _held: collections.Counter[tuple[pathlib.Path, int]] = collections.Counter()
 
