@@ -2,10 +2,12 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from experiments.configs import pixelcnn, pixelrnn, vae
 from jaxgen.models import registry
+from jaxgen.train import optim
 from jaxgen.validation import ConfigError
 
 
@@ -90,6 +92,16 @@ def test_hour_recipes_keep_their_models_and_set_the_budget():
     )  # the paper's Row LSTM
     assert (recipe.batch_size, recipe.num_steps, recipe.ema_decay) == (16, 20_000, 0.999)
     assert recipe.keep_checkpoints * recipe.checkpoint_every >= recipe.num_steps  # whole curve
+    two = pixelrnn.get_config("row_lstm,two_hours")
+    assert two.model == recipe.model and two.num_steps == 2 * recipe.num_steps
+    assert two.keep_checkpoints * two.checkpoint_every >= two.num_steps
+    first_hour = np.arange(recipe.num_steps)  # the same rates: an hour run resumes into it
+    np.testing.assert_array_equal(
+        optim.make_schedule(two)(first_hour), optim.make_schedule(recipe)(first_hour)
+    )
+    assert optim.make_schedule(two)(recipe.num_steps + recipe.warmup_steps) == pytest.approx(
+        recipe.learning_rate / 2
+    )
     gated = pixelcnn.get_config("gated,hour")
     cpu = pixelcnn.get_config("gated,cpu")
     assert gated.model == cpu.model and gated.num_steps == 8500

@@ -9,10 +9,12 @@ import subprocess
 import sys
 import threading
 
+import chex
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from jaxgen.train import Task, loop
+from jaxgen.train import Task, loop, optim
 from jaxgen.train.workdir import LOCK_FILE, WorkdirBusy, check_schedule, lock_workdir
 from jaxgen.validation import ConfigError
 from tests.conftest import REPO, xla_flags
@@ -196,3 +198,33 @@ def test_check_schedule_compares_the_rates_of_the_steps_done(cosine_config):
     cosine_config.num_steps, cosine_config.learning_rate = 4, 2e-3
     with pytest.raises(ConfigError, match="learning_rate=0.001.*learning_rate=0.002"):
         check_schedule(saved, cosine_config, step=2)
+
+
+def test_warm_restarts_continue_a_finished_cosine_run(cosine_config, tmp_path):
+    task = _linear_task()
+    loop.train_and_evaluate(task, cosine_config, tmp_path / "resumed")  # one cycle, 4 steps
+    cosine_config.update(
+        {
+            "num_steps": 8,
+            "lr_schedule": "warmup_cosine_restarts",
+            "lr_cycle_steps": 4,
+            "lr_cycle_decay": 0.5,
+        }
+    )
+    # Each cycle: 0 at its start, its peak a step later (warmup 1), then the peak times
+    # (1 + cos(pi * (s - 1) / 3)) / 2 = 0.75, 0.25; the second cycle's peak is half the first's.
+    rates = np.asarray(optim.make_schedule(cosine_config)(np.arange(8)))
+    np.testing.assert_allclose(rates, 1e-3 * np.array([0, 1, 0.75, 0.25, 0, 0.5, 0.375, 0.125]))
+    resumed = loop.train_and_evaluate(task, cosine_config, tmp_path / "resumed")
+    uninterrupted = loop.train_and_evaluate(task, cosine_config, tmp_path / "uninterrupted")
+    assert int(resumed.step) == int(uninterrupted.step) == 8
+    chex.assert_trees_all_close(resumed.params, uninterrupted.params, rtol=1e-6)
+
+
+def test_warm_restarts_need_a_cycle_longer_than_the_warmup(cosine_config):
+    cosine_config.lr_schedule = "warmup_cosine_restarts"
+    with pytest.raises(ConfigError, match=r"needs lr_cycle_steps \(now None\)"):
+        optim.make_schedule(cosine_config)
+    cosine_config.lr_cycle_steps, cosine_config.lr_cycle_decay = 4, 0.0
+    with pytest.raises(ConfigError, match="lr_cycle_decay=0.0 must be positive"):
+        optim.make_schedule(cosine_config)
