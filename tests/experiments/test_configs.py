@@ -108,5 +108,12 @@ def test_hour_recipes_keep_their_models_and_set_the_budget():
     assert gated.keep_checkpoints * gated.checkpoint_every >= gated.num_steps
     v = vae.get_config("hour")
     assert v.keep_checkpoints * v.checkpoint_every >= v.num_steps and v.iwae_samples == 1000
-    with pytest.raises(ConfigError, match="sized for pixelcnn and gated, not nade"):
+    dynamic = vae.get_config("hour,dynamic")  # the IWAE paper's binarization, in either order
+    assert dynamic == vae.get_config("dynamic,hour")
+    assert (dynamic.dataset, dynamic.num_levels, dynamic.binarize) == ("mnist", 2, "dynamic")
+    assert dynamic.keep_checkpoints * dynamic.checkpoint_every >= dynamic.num_steps
+    snail = pixelcnn.get_config("pixelsnail,hour")
+    assert snail.model == pixelcnn.get_config("pixelsnail,cpu").model
+    assert snail.keep_checkpoints * snail.checkpoint_every >= snail.num_steps
+    with pytest.raises(ConfigError, match="sized for pixelcnn, gated, pixelsnail, not nade"):
         pixelcnn.get_config("nade,hour")
