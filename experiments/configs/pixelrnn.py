@@ -14,6 +14,9 @@ Variants (combine with commas, e.g. ``pixelrnn.py:row_lstm,tiny``):
                    h = 16), batch 16, 20,000 steps (Adam, peak 5e-3, warm-up and cosine
                    decay), an EMA of the weights; a checkpoint every 2,000 steps is kept
                    for the test NLL against wall-clock minutes (``row_lstm,hour``).
+                   With the Diagonal BiLSTM (``diagonal_bilstm,hour``): the same model,
+                   batch and schedule for one core-hour (``taskset -c 1``, the other core
+                   busy): 4,400 steps, a checkpoint every 440.
   two_hours        the one-hour recipe, then a second hour: 40,000 steps in two cosine
                    cycles of 20,000 (warm restarts, the second at half the peak), so its
                    first 20,000 steps are the one-hour run and a finished ``hour`` workdir
@@ -84,6 +87,12 @@ def _cpu(c: ConfigDict) -> None:
 _SIZE_UPDATES = {"tiny": _tiny, "cpu": _cpu}
 
 
+# Training steps of the hour: the Row LSTM on both cores of a 2-core AMD EPYC (~6.1 steps/s),
+# the Diagonal BiLSTM on one core, the other busy (1.34 steps/s measured on an EPYC with
+# AVX-512, 2026-12-07), less the periodic evaluations: (steps, evaluation interval).
+_HOUR_STEPS = {"row_lstm": (20_000, 2000), "diagonal_bilstm": (4400, 880)}
+
+
 def _hour(c: ConfigDict) -> None:
     # Chosen for wall-clock on a 2-core AMD EPYC: the Row LSTM learned the most per image of
     # the cpu runs (85.45 nats after 19,200 images) and trains ~100 images/s at 7 x 16.
@@ -91,22 +100,21 @@ def _hour(c: ConfigDict) -> None:
     c.model.features = 16
     c.model.head_features = 32
     c.batch_size = 16
-    c.num_steps = 20_000
+    c.num_steps, c.eval_every = _HOUR_STEPS[c.model.variant]
     c.learning_rate = 5e-3
     c.lr_schedule = "warmup_cosine"
     c.warmup_steps = 200
     c.ema_decay = 0.999
     c.log_every = 200
-    c.eval_every = 2000
+    c.checkpoint_every = c.num_steps // 10
     c.eval_max_examples = 2000
-    c.checkpoint_every = 2000
     c.keep_checkpoints = 10
     c.test_max_examples = None
 
 
 def _two_hours(c: ConfigDict) -> None:
-    c.num_steps = 40_000
     c.lr_schedule = "warmup_cosine_restarts"
-    c.lr_cycle_steps = 20_000
+    c.lr_cycle_steps = c.num_steps
+    c.num_steps = 2 * c.num_steps
     c.lr_cycle_decay = 0.5
     c.keep_checkpoints = 20
