@@ -10,7 +10,9 @@ exact NLL for autoregressive models, the IWAE bound for a VAE) and placed at the
 training wall-clock its checkpoint recorded (``jaxgen.runs.checkpoint_times``:
 compilation and periodic evaluations included). The values are kept in each
 run's ``test_curve.json``: a second call evaluates only checkpoints it has not, and
-draws every point the cache holds for a kept checkpoint.
+draws every point the cache holds for a kept checkpoint. A ``--run`` may name such a
+file instead of a workdir (e.g. a copy kept in ``docs/curves/`` after the workdir is
+gone): its points for ``--max_examples`` are drawn, and nothing is evaluated.
 Prints one JSON line per point and writes the figure. Run it on a quiet machine
 after the training runs, never beside a run being timed.
 """
@@ -53,11 +55,29 @@ def split_pair(text: str, flag: str) -> tuple[str, str]:
     return label, value
 
 
+def saved_curve(path: pathlib.Path, limit: int | None) -> list[dict]:
+    """The points of a saved ``test_curve.json`` on ``limit`` test examples, ascending by step."""
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"--run file {str(path)!r} is not a saved curve: {error}") from None
+    points = [row for key, row in cache.items() if key.endswith(f":{limit}")]
+    if not points:
+        raise ConfigError(
+            f"--run file {str(path)!r} holds no point on {limit or 'all'} test examples "
+            "(see --max_examples)."
+        )
+    return sorted(points, key=lambda row: row["step"])
+
+
 def curve(workdir: pathlib.Path, every: int, limit: int | None) -> list[dict]:
     """The test rows of ``workdir``'s kept checkpoints: every ``every``-th (evaluated unless
-    cached) and any other one already in the cache, ascending by step."""
+    cached) and any other one already in the cache, ascending by step; or, when ``workdir``
+    is a file, the points it saved (``saved_curve``)."""
     if every < 1:
         raise ConfigError(f"--every={every} must be at least 1.")
+    if workdir.is_file():
+        return saved_curve(workdir, limit)
     times = runs.checkpoint_times(workdir)
     steps = sorted(times)
     chosen = steps[::-1][::every][::-1]  # counted back from the last checkpoint

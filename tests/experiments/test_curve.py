@@ -63,6 +63,22 @@ def test_a_second_call_reuses_the_points_it_has(workdir):
     assert again[1]["nll_nats"] == every[1]["nll_nats"]
 
 
+def test_a_saved_curve_file_is_drawn_without_its_workdir(workdir, tmp_path, capsys):
+    evaluated = curve.curve(workdir, every=1, limit=NUM_TEST)
+    saved = tmp_path / "saved.json"
+    saved.write_bytes((workdir / curve.CACHE).read_bytes())
+    out = tmp_path / "saved.png"
+    argv = ["curve", "--run", f"kept={saved}", "--out", str(out), "--max_examples", "64"]
+    curve.main(argv)
+    points = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "{" in line]
+    assert [(p["step"], p["nll_nats"]) for p in points] == [
+        (p["step"], p["nll_nats"]) for p in evaluated
+    ]
+    assert Image.open(out).size[0] > 300
+    with pytest.raises(ConfigError, match="holds no point on all test examples"):
+        curve.main([*argv[:-2], "--max_examples", "all"])
+
+
 @pytest.mark.parametrize(
     ("args", "phrases"),
     [
@@ -71,10 +87,12 @@ def test_a_second_call_reuses_the_points_it_has(workdir):
         (("--run", "a={empty}"), ("holds no checkpoint",)),
         (("--run", "a={workdir}", "--every", "0"), ("--every=0",)),
         (("--run", "a={workdir}", "--max_examples", "run"), ("all or N",)),
+        (("--run", "a={text}"), ("is not a saved curve",)),
     ],
 )
 def test_bad_input_is_an_error_naming_it(workdir, tmp_path, args, phrases):
-    names = {"workdir": workdir, "empty": tmp_path / "empty"}
+    names = {"workdir": workdir, "empty": tmp_path / "empty", "text": tmp_path / "notes.txt"}
+    names["text"].write_text("not json")
     argv = ["curve", *(a.format(**names) for a in args), "--out", str(tmp_path / "c.png")]
     with pytest.raises(ConfigError) as error:
         curve.main(argv)
