@@ -102,6 +102,12 @@ def test_hour_recipes_keep_their_models_and_set_the_budget():
     assert optim.make_schedule(two)(recipe.num_steps + recipe.warmup_steps) == pytest.approx(
         recipe.learning_rate / 2
     )
+    diagonal = pixelrnn.get_config("diagonal_bilstm,hour")  # one core-hour: fewer steps
+    assert diagonal.model.to_dict() == {**recipe.model.to_dict(), "variant": "diagonal_bilstm"}
+    assert diagonal.num_steps < recipe.num_steps and diagonal.batch_size == 16
+    assert diagonal.keep_checkpoints * diagonal.checkpoint_every >= diagonal.num_steps
+    two_diagonal = pixelrnn.get_config("diagonal_bilstm,two_hours")
+    assert two_diagonal.lr_cycle_steps * 2 == two_diagonal.num_steps == 2 * diagonal.num_steps
     gated = pixelcnn.get_config("gated,hour")
     cpu = pixelcnn.get_config("gated,cpu")
     assert gated.model == cpu.model and gated.num_steps == 8500
