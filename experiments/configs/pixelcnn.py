@@ -21,7 +21,7 @@ Variants (combine with commas, in any order, e.g. ``pixelcnn.py:tiny``):
   tiny         trains in seconds (tests, smoke runs); tests on the first 256 test images.
   cpu          a meaningful model in about four minutes on a 2-core CPU (PixelCNN;
                the other models' cpu sizes and times are with their updates below).
-  hour         PixelCNN, Gated PixelCNN or PixelSNAIL at the cpu size for one core-hour
+  hour         PixelCNN, Gated PixelCNN, PixelSNAIL or ImageGPT at the cpu size for one core-hour
                (``taskset -c 0``, the other core busy): the steps one core trains in an
                hour, an EMA of the weights, ten checkpoints kept for the test NLL against
                wall-clock (``experiments.curve``).
@@ -293,8 +293,9 @@ def _pixelsnail_cpu(c: ConfigDict) -> None:
 # Training steps of one core-hour at the cpu size: the steps per second measured on one core
 # of a 2-core AMD EPYC (the other core busy), times 3,600 s, less the periodic evaluations.
 # Gated PixelCNN and PixelSNAIL (1.6 steps/s) on an EPYC without AVX-512; PixelCNN (5.8
-# steps/s) on one with AVX-512, which runs its convolutions ~2x faster.
-_HOUR_STEPS = {"pixelcnn": 19_000, "gated": 8500, "pixelsnail": 5400}
+# steps/s) and ImageGPT (3.15 steps/s) on one with AVX-512, which runs PixelCNN's
+# convolutions ~2x faster.
+_HOUR_STEPS = {"pixelcnn": 19_000, "gated": 8500, "pixelsnail": 5400, "imagegpt": 11_000}
 
 
 def _hour(c: ConfigDict) -> None:

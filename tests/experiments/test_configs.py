@@ -121,5 +121,8 @@ def test_hour_recipes_keep_their_models_and_set_the_budget():
     snail = pixelcnn.get_config("pixelsnail,hour")
     assert snail.model == pixelcnn.get_config("pixelsnail,cpu").model
     assert snail.keep_checkpoints * snail.checkpoint_every >= snail.num_steps
-    with pytest.raises(ConfigError, match="sized for pixelcnn, gated, pixelsnail, not nade"):
+    gpt = pixelcnn.get_config("imagegpt,hour")
+    assert gpt.model == pixelcnn.get_config("imagegpt,cpu").model
+    assert gpt.keep_checkpoints * gpt.checkpoint_every >= gpt.num_steps
+    with pytest.raises(ConfigError, match="sized for pixelcnn, gated, pixelsnail, imagegpt, not"):
         pixelcnn.get_config("nade,hour")
