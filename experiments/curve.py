@@ -2,7 +2,7 @@
 
     python -m experiments.curve --run "Row LSTM=runs/hour_row_lstm" [--run LABEL=DIR ...]
         --out docs/images/nll_vs_minutes.png [--every N] [--max_examples all|N]
-        [--reference "PixelCNN (paper)=81.30" ...]
+        [--reference "PixelCNN (paper)=81.30" ...] [--y_max NLL]
 
 Every kept checkpoint of each run (every ``--every``-th, the last always) is
 evaluated on the test split (the family's evaluation, as ``experiments.evaluate``:
@@ -30,7 +30,7 @@ from jaxgen.validation import ConfigError
 
 USAGE = (
     'python -m experiments.curve --run "LABEL=DIR" [--run ...] --out PNG [--every N] '
-    '[--max_examples all|N] [--reference "LABEL=NLL" ...]'
+    '[--max_examples all|N] [--reference "LABEL=NLL" ...] [--y_max NLL]'
 )
 CACHE = "test_curve.json"
 
@@ -43,6 +43,13 @@ def define_flags(f: flags.FlagValues) -> None:
     flags.DEFINE_string("max_examples", "all", "all, or the first N test images.", flag_values=f)
     flags.DEFINE_multi_string(
         "reference", [], "LABEL=NLL: a dashed line (a paper's number).", flag_values=f
+    )
+    flags.DEFINE_float(
+        "y_max",
+        None,
+        "Top of the NLL axis: the first points of a run (an EMA of the weights still warming "
+        "up) can sit 100 nats above the rest.",
+        flag_values=f,
     )
     flags.mark_flags_as_required(["run", "out"], flag_values=f)
 
@@ -113,7 +120,10 @@ def main(argv: Sequence[str]) -> None:
         for row in rows:
             print(json.dumps({"run": label, "workdir": workdir, **row}), flush=True)
         curves[label] = [(row["minutes"], row["nll_nats"]) for row in rows]
-    path = viz.save_nll_curves(f.out, curves, references=references)
+    lowest = min(nll for points in curves.values() for _, nll in points)
+    if f.y_max is not None and f.y_max <= lowest:
+        raise ConfigError(f"--y_max={f.y_max} is at or below every point (lowest {lowest:.2f}).")
+    path = viz.save_nll_curves(f.out, curves, references=references, y_max=f.y_max)
     print(f"Wrote {path}")
 
 

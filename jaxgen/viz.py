@@ -364,6 +364,7 @@ def save_nll_curves(
     curves: Mapping[str, Sequence[tuple[float, float]]],
     ylabel: str = "test NLL (nats)",
     references: Mapping[str, float] | None = None,
+    y_max: float | None = None,
 ) -> pathlib.Path:
     """Writes NLL against training wall-clock minutes, one line per run.
 
@@ -372,6 +373,8 @@ def save_nll_curves(
       curves: line label -> ``(minutes, nll)`` points.
       ylabel: what the NLL is.
       references: horizontal lines, label -> NLL (e.g. a paper's number).
+      y_max: the top of the NLL axis (points above it leave the figure, their lines
+        run off its top edge); None fits every point.
 
     Returns:
       The path written.
@@ -386,6 +389,8 @@ def save_nll_curves(
     for label, value in (references or {}).items():
         ax.axhline(value, color="grey", linestyle="--", linewidth=0.8)
         ax.annotate(label, (0.01, value), xycoords=ax.get_yaxis_transform(), fontsize=7)
+    if y_max is not None:
+        ax.set_ylim(top=y_max)
     ax.set_xlabel("training wall-clock (minutes)")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -30,7 +30,8 @@ def workdir(prepared_tfds, raw_dir, tmp_path_factory) -> pathlib.Path:
 
 def test_every_kept_checkpoint_is_a_point_at_its_recorded_minutes(workdir, tmp_path, capsys):
     out = tmp_path / "curve.png"
-    curve.main(["curve", "--run", f"tiny=={workdir}", "--out", str(out), "--max_examples", "64"])
+    argv = ["--run", f"tiny=={workdir}", "--out", str(out), "--max_examples", "64"]
+    curve.main(["curve", *argv, "--y_max", "1e4"])
     lines = capsys.readouterr().out.splitlines()
     points = [json.loads(line) for line in lines if line.startswith("{")]
     times = runs.checkpoint_times(workdir)
@@ -88,6 +89,7 @@ def test_a_saved_curve_file_is_drawn_without_its_workdir(workdir, tmp_path, caps
         (("--run", "a={workdir}", "--every", "0"), ("--every=0",)),
         (("--run", "a={workdir}", "--max_examples", "run"), ("all or N",)),
         (("--run", "a={text}"), ("is not a saved curve",)),
+        (("--run", "a={workdir}", "--y_max", "1"), ("--y_max=1.0", "below every point")),
     ],
 )
 def test_bad_input_is_an_error_naming_it(workdir, tmp_path, args, phrases):
