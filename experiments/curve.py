@@ -62,13 +62,18 @@ def split_pair(text: str, flag: str) -> tuple[str, str]:
     return label, value
 
 
+def point_key(step: int, limit: int | None) -> str:
+    """A point's key in ``test_curve.json``: one point per (step, test examples)."""
+    return f"{step}:{limit}"
+
+
 def saved_curve(path: pathlib.Path, limit: int | None) -> list[dict]:
     """The points of a saved ``test_curve.json`` on ``limit`` test examples, ascending by step."""
     try:
         cache = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ConfigError(f"--run file {str(path)!r} is not a saved curve: {error}") from None
-    points = [row for key, row in cache.items() if key.endswith(f":{limit}")]
+    points = [row for key, row in cache.items() if key == point_key(row["step"], limit)]
     if not points:
         raise ConfigError(
             f"--run file {str(path)!r} holds no point on {limit or 'all'} test examples "
@@ -90,7 +95,7 @@ def curve(workdir: pathlib.Path, every: int, limit: int | None) -> list[dict]:
     chosen = steps[::-1][::every][::-1]  # counted back from the last checkpoint
     cache_path = workdir / CACHE
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    keys = {step: f"{step}:{limit}" for step in steps}  # a point per (step, test examples)
+    keys = {step: point_key(step, limit) for step in steps}
     for step in chosen:
         if keys[step] not in cache:
             row = runs.load_run(workdir, step=step).evaluate("test", max_examples=limit)
@@ -120,9 +125,12 @@ def main(argv: Sequence[str]) -> None:
         for row in rows:
             print(json.dumps({"run": label, "workdir": workdir, **row}), flush=True)
         curves[label] = [(row["minutes"], row["nll_nats"]) for row in rows]
-    lowest = min(nll for points in curves.values() for _, nll in points)
-    if f.y_max is not None and f.y_max <= lowest:
-        raise ConfigError(f"--y_max={f.y_max} is at or below every point (lowest {lowest:.2f}).")
+    if f.y_max is not None:
+        lowest = min(nll for points in curves.values() for _, nll in points)
+        if f.y_max <= lowest:
+            raise ConfigError(
+                f"--y_max={f.y_max} is at or below every point (lowest {lowest:.2f})."
+            )
     path = viz.save_nll_curves(f.out, curves, references=references, y_max=f.y_max)
     print(f"Wrote {path}")
 
