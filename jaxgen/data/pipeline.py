@@ -89,16 +89,31 @@ class _Loader:
     def _bernoulli(
         self, image: np.ndarray, indices: np.ndarray, stream: int, epoch: int
     ) -> np.ndarray:
-        """One Bernoulli(pixel / 255) draw per pixel, seeded by (seed, stream, epoch, index)."""
-        uniform = np.stack(
-            [
-                np.random.default_rng([self._seed, stream, epoch, int(i)]).random(
-                    self._info.image_shape
-                )
-                for i in indices
-            ]
-        ).reshape(image.shape)
-        return (uniform * 255 < image).astype(np.int32)
+        """One Bernoulli(pixel / 255) draw per pixel, a function of (seed, stream, epoch, index)."""
+        key = _splitmix64(np.array([self._seed % 2**64], np.uint64))
+        for word in (stream, epoch):
+            key = _splitmix64(key ^ np.uint64(word))
+        key = _splitmix64(key ^ indices.astype(np.uint64))  # one stream per image
+        pixels = np.arange(1, math.prod(self._info.image_shape) + 1, dtype=np.uint64)
+        bits = _splitmix64(key[:, None] + pixels * _GOLDEN_GAMMA)  # SplitMix64's outputs
+        uniform = (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53  # [0, 1), 53 bits
+        return (uniform.reshape(image.shape) * 255 < image).astype(np.int32)
+
+
+_GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function (Steele et al., 2014): uint64 -> well-mixed uint64.
+
+    Vectorized, so a batch's draws cost a few array operations instead of one
+    NumPy generator per image (2.4 ms per 100 MNIST images, about a third of a
+    VAE step on one core).
+    """
+    x = x + _GOLDEN_GAMMA
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 class TrainBatches:

@@ -58,6 +58,10 @@ MODEL_KEYS = ("model", "dataset", "num_levels")
 BEST_DIR = "checkpoints_best"
 # Consecutive skipped (non-finite) steps tolerated when the config has no ``max_nonfinite_steps``.
 DEFAULT_MAX_NONFINITE_STEPS = 10
+# Train steps dispatched ahead of the last finished one. Unbounded, a fast step on simulated CPU
+# devices queued hundreds of programs and XLA's all-reduce rendezvous aborted the run (a VAE on 2
+# devices of 2 cores, after ~130 steps); two ahead keep the dispatch overlapped.
+_MAX_STEPS_IN_FLIGHT = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -416,6 +420,8 @@ def train_and_evaluate(
                 batch = parallel.shard_batch(next(batches), mesh)
                 state, metrics = train_step(state, batch, rng.train)
                 pending.append((done, metrics))
+                if len(pending) > _MAX_STEPS_IN_FLIGHT:
+                    jax.block_until_ready(pending[-_MAX_STEPS_IN_FLIGHT - 1][1])
                 bar.update()
                 if done % config.log_every == 0 or done == config.num_steps:
                     pending = jax.device_get(pending)
