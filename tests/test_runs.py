@@ -195,6 +195,20 @@ def test_bad_images_are_named(trained):
         run.log_likelihood(np.full((1, 28, 28, 1), 5, np.int32))
 
 
+def test_config_updates_set_the_vae_bounds_k(trained):
+    t = trained("vae")
+    run = jaxgen.load_run(t.workdir, config_updates={"iwae_samples": 20})
+    assert run.config.iwae_samples == 20 and "K=20" in run.density_note
+    row, run_row = run.evaluate(), _test_row(t.workdir)
+    assert row["iwae_samples"] == 20 and run_row["iwae_samples"] == 10
+    assert row["nll_nats"] != run_row["nll_nats"]  # other draws of z: the new K took effect
+    assert row["nll_nats"] <= -row["elbo"]  # still a bound above the ELBO
+    with pytest.raises(ConfigError, match="has no key 'iwae_sample'; its keys: .*iwae_samples"):
+        jaxgen.load_run(t.workdir, config_updates={"iwae_sample": 20})
+    with pytest.raises(ConfigError, match="task= or config_updates="):
+        jaxgen.load_run(t.workdir, task=run.task, config_updates={"iwae_samples": 20})
+
+
 def test_no_checkpoint_or_step_is_a_clear_error(trained, tmp_path):
     with pytest.raises(ConfigError, match="holds no checkpoint"):
         jaxgen.load_run(tmp_path)
@@ -330,6 +344,7 @@ def test_evaluate_command_prints_the_test_row(trained, prepared_tfds):
     ("command", "args", "phrases"),
     [
         ("evaluate", ("--workdir", "{empty}"), ("holds no checkpoint",)),
+        ("evaluate", ("--workdir", "{run}", "--iwae_samples", "20"), ("no key 'iwae_samples'",)),
         (
             "sample",
             ("--workdir", "{run}", "--complete", "{small}", "--out", "{out}"),

@@ -84,9 +84,15 @@ def test_random_access_matches_iteration(cifar_dir: pathlib.Path) -> None:
         _assert_batches_equal(batch, expected)
 
 
-def test_process_shards_concatenate_to_the_global_batch(cifar_dir: pathlib.Path) -> None:
-    whole = _cifar_train(cifar_dir)
-    shards = [_cifar_train(cifar_dir, process_index=p, process_count=2) for p in range(2)]
+@pytest.mark.parametrize("binarize", [{}, {"num_levels": 2, "binarize": "dynamic"}])
+def test_process_shards_concatenate_to_the_global_batch(
+    cifar_dir: pathlib.Path, binarize: dict
+) -> None:
+    # A dynamic draw is a function of the image's index, not of the process that reads it.
+    whole = _cifar_train(cifar_dir, **binarize)
+    shards = [
+        _cifar_train(cifar_dir, process_index=p, process_count=2, **binarize) for p in range(2)
+    ]
     for step in (0, 6):
         local = [s[step] for s in shards]
         assert local[0]["image"].shape[0] == 4
