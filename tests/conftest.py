@@ -3,8 +3,6 @@
 import fcntl
 import os
 import pathlib
-import shutil
-import tempfile
 
 # XLA's backend (LLVM) optimisation off: the suite's programs are tiny and compiling them
 # is most of its time (-25% in compile-bound files, -9% in training-bound ones, -27% for a
@@ -22,21 +20,6 @@ def xla_flags(num_devices: int = 1) -> str:
 os.environ.setdefault("XLA_FLAGS", xla_flags(8))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-# JAX's persistent compilation cache, for this run only: its test processes (the xdist workers
-# inherit the controller's environment) and the CLI subprocesses they start (the experiments
-# enable it) load a program that another test compiled (same HLO, flags and devices) instead of
-# compiling it again; tests build the same tiny models in fresh functions, which jit's in-memory
-# cache does not share. A folder per run, removed at its end, so that a second run of the suite
-# compiles as much as the first (and as CI, which starts empty), and the user's
-# ~/.cache/jaxgen/jax is neither read nor filled.
-_RUN_CACHE_MARK = "JAXGEN_TESTS_COMPILATION_CACHE"
-if _RUN_CACHE_MARK not in os.environ:  # the run's first process: the controller (or only one)
-    os.environ[_RUN_CACHE_MARK] = tempfile.mkdtemp(prefix="jaxgen-tests-jax-cache-")
-os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ[_RUN_CACHE_MARK]
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # tiny CPU programs too
-os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-_OWNS_RUN_CACHE = not os.environ.get("PYTEST_XDIST_WORKER")
-
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -49,16 +32,17 @@ def _run_folder(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> pat
     return base if worker_id == "master" else base.parent
 
 
-# The files that take one xdist worker longest (seconds on a 2-core EPYC, 2026-12-07), handed out
+# The files that take one xdist worker longest (seconds on a 2-core EPYC, 2026-12-08), handed out
 # first: `--dist loadfile` gives the workers whole files in collection order, and a long file
 # collected last (tests/train/ sorts last) left one worker running it alone at the end.
 _LONGEST_FILES_FIRST = (
-    "tests/experiments/test_compare.py",  # ~190: two whole tiny compare commands
-    "tests/data/test_own.py",  # ~100: own PNG folders prepared and trained on
-    "tests/train/test_kill_resume.py",  # ~60: runs killed and resumed in subprocesses
-    "tests/experiments/test_notebook.py",  # ~55: the quickstart notebook
+    "tests/experiments/test_compare.py",  # ~150: two whole tiny compare commands
+    "tests/test_runs.py",  # ~120: four families trained, loaded and used
+    "tests/experiments/test_notebook.py",  # ~60: the quickstart notebook
+    "tests/data/test_own.py",  # ~60: own PNG folders prepared and trained on
     "tests/experiments/test_cli.py",  # ~55: tiny runs of every experiment
-    "tests/train/test_multiprocess.py",  # ~45: two-process JAX runs
+    "tests/train/test_kill_resume.py",  # ~45: runs killed and resumed in subprocesses
+    "tests/train/test_multiprocess.py",  # ~40: two-process JAX runs
 )
 
 
@@ -68,10 +52,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Removes the run's compilation cache (in the process that made it)."""
-    if _OWNS_RUN_CACHE and not hasattr(config, "workerinput"):
-        shutil.rmtree(os.environ[_RUN_CACHE_MARK], ignore_errors=True)
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache_of_this_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
+    """Points the experiments' compilation cache (``$JAX_COMPILATION_CACHE_DIR``) at this run.
+
+    The CLI subprocesses of the tests enable the persistent cache; without this they
+    would read and fill the user's ``~/.cache/jaxgen/jax``, so that a second run of
+    the suite would compile less than the first (or than CI, which starts empty).
+    Within one run, the workers and subprocesses share it.
+    """
+    from jaxgen.train import compile_cache
+
+    os.environ[compile_cache.ENV_VAR] = str(_run_folder(tmp_path_factory, worker_id) / "jax_cache")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from PIL import Image
 
 from experiments import curve
 from experiments.configs import pixelcnn
-from jaxgen import runs, tasks, train
+from jaxgen import parallel, runs, tasks, train
 from jaxgen.validation import ConfigError
 
 NUM_TEST = 64
@@ -24,7 +24,7 @@ def workdir(prepared_tfds, raw_dir, tmp_path_factory) -> pathlib.Path:
     config.log_every, config.keep_checkpoints, config.test_max_examples = 2, 5, NUM_TEST
     _, task = tasks.from_config("autoregressive", config)
     workdir = tmp_path_factory.mktemp("curve_run")
-    train.train_and_evaluate(task, config, workdir)
+    train.train_and_evaluate(task, config, workdir, mesh=parallel.make_mesh(1))  # as users do
     return workdir
 
 
