@@ -118,6 +118,11 @@ def test_hour_recipes_keep_their_models_and_set_the_budget():
     assert dynamic == vae.get_config("dynamic,hour")
     assert (dynamic.dataset, dynamic.num_levels, dynamic.binarize) == ("mnist", 2, "dynamic")
     assert dynamic.keep_checkpoints * dynamic.checkpoint_every >= dynamic.num_steps
+    both = vae.get_config("dynamic,two_core_hour")  # the hour on both cores: more steps, same run
+    assert both == vae.get_config("two_core_hour,dynamic") and both.binarize == "dynamic"
+    assert both.num_steps == 430_000 > dynamic.num_steps and both.model == dynamic.model
+    assert (both.learning_rate, both.ema_decay, both.iwae_samples) == (1e-3, 0.999, 1000)
+    assert both.keep_checkpoints * both.checkpoint_every >= both.num_steps
     snail = pixelcnn.get_config("pixelsnail,hour")
     assert snail.model == pixelcnn.get_config("pixelsnail,cpu").model
     assert snail.keep_checkpoints * snail.checkpoint_every >= snail.num_steps
