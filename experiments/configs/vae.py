@@ -125,22 +125,25 @@ def _hour(c: ConfigDict) -> None:
     _cpu(c)
     # Steps one core trains in an hour (a 2-core AMD EPYC, the other core busy); a Bernoulli
     # draw of every training image at every step makes a dynamic step slower.
-    c.num_steps = 300_000 if c.binarize != "dynamic" else 250_000
+    _size_the_hour(c, 300_000 if c.binarize != "dynamic" else 250_000)
     c.learning_rate = 1e-3
     c.warmup_steps = 1000
     c.ema_decay = 0.999
     c.log_every = 1000
     c.eval_max_examples = 1000
-    c.checkpoint_every = c.num_steps // 10
-    c.eval_every = 2 * c.checkpoint_every
     c.keep_checkpoints = 10
     c.transfer.labels_per_class = ()  # the table's run: the density only
 
 
 def _two_core_hour(c: ConfigDict) -> None:
     _hour(c)
-    c.num_steps = 430_000  # 3,600 s at ~12,500 images/s, the five evaluations included
-    c.checkpoint_every = c.num_steps // 10
+    _size_the_hour(c, 430_000)  # 3,600 s at ~12,500 images/s, the five evaluations included
+
+
+def _size_the_hour(c: ConfigDict, num_steps: int) -> None:
+    """An hour's steps, with ten checkpoints (the curve's points) and five evaluations."""
+    c.num_steps = num_steps
+    c.checkpoint_every = num_steps // 10
     c.eval_every = 2 * c.checkpoint_every
 
 
