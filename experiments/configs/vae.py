@@ -15,7 +15,9 @@ Variants (combine with commas, e.g. ``vae.py:tiny``):
         an EMA of the weights, test bound K = 1000, ten checkpoints kept for the test NLL
         against wall-clock minutes (``experiments.curve``).
   two_core_hour  ``hour`` on both cores of a 2-core CPU (one process, one device): 430,000
-        steps, sized by the 12,500-13,000 images/s measured there with the dynamic binarization.
+        steps, sized by the 12,500-13,000 images/s measured there with the dynamic binarization
+        (an AMD EPYC without AVX-512). A 2-core Xeon with AVX-512 trained ~19,700 images/s:
+        ``--config.num_steps=640000 --config.checkpoint_every=64000 --config.eval_every=128000``.
   dynamic  the IWAE paper's binarization (its Table 1): MNIST's 60k training images
         binarized afresh at every use, its 10k test images binarized once (a fixed draw);
         periodic evaluations are on that test split (MNIST has no validation split).
