@@ -186,8 +186,8 @@ def nearest_neighbours(
     Raises:
       ConfigError: as ``precision_recall`` (without k).
     """
-    references, queries = _prepare(
+    centred_references, centred_queries = _prepare(
         references, queries, None, block_size, names=("references", "queries")
     )
-    index, distance_sq = _nearest(queries, references, block_size)
+    index, distance_sq = _nearest(centred_queries, centred_references, block_size)
     return np.asarray(index), np.sqrt(np.asarray(distance_sq, np.float64))

@@ -170,7 +170,10 @@ def parse_cifar_tarball(
             def read(member: str) -> bytes:
                 if prefix + member not in files:
                     raise _corrupt(name, path, f"the archive has no member {prefix + member}")
-                return tar.extractfile(files[prefix + member]).read()
+                extracted = tar.extractfile(files[prefix + member])
+                if extracted is None:
+                    raise _corrupt(name, path, f"{prefix + member} is not a regular file")
+                return extracted.read()
 
             names = [line for line in read(meta).decode().split("\n") if line.strip()]
             splits = {}
