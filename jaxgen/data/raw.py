@@ -171,8 +171,7 @@ def parse_cifar_tarball(
                 if prefix + member not in files:
                     raise _corrupt(name, path, f"the archive has no member {prefix + member}")
                 extracted = tar.extractfile(files[prefix + member])
-                if extracted is None:
-                    raise _corrupt(name, path, f"{prefix + member} is not a regular file")
+                assert extracted is not None  # `files` holds regular files only, never None
                 return extracted.read()
 
             names = [line for line in read(meta).decode().split("\n") if line.strip()]
